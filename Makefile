@@ -1,0 +1,45 @@
+# onecycle-bench front door. `make test` and `make reproduce` each install what they need first.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUITE ?=
+ARGS ?=
+
+.PHONY: help install test run reproduce report bench gpu-check clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv and install -e .[dev] (once; redone when pyproject.toml changes)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned to the pair the project is tested with; pyproject admits a range.
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP) ## Run the test suite (CPU, no network)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+run: $(STAMP) ## Train one experiment (default: digits_resnet, adamw + one_cycle); ARGS= for overrides
+	$(BIN)/python -m runners.train $(ARGS)
+
+reproduce: $(STAMP) ## Run a suite then build its report (SUITE=blog on CUDA, mini otherwise)
+	$(BIN)/python -m runners.grid $(if $(SUITE),suite=$(SUITE),) $(ARGS)
+
+report: $(STAMP) ## Build the HTML report of a suite from its records (SUITE=mini)
+	$(BIN)/python -m report suite=$(or $(SUITE),mini) $(ARGS)
+
+bench: $(STAMP) ## Measure the suite's hot paths; writes results/bench/bench.json
+	$(BIN)/python -m runners.bench $(ARGS)
+
+gpu-check: $(STAMP) ## Full-size synthetic-data throughput check on CUDA (< 8 minutes)
+	$(BIN)/python -m runners.bench --gpu-check $(ARGS)
+
+clean: ## Remove the venv, caches and run data (keeps nothing under results/runs)
+	rm -rf $(VENV) .pytest_cache results/runs results/reports results/bench results/cache outputs multirun
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,196 @@
+"""Typed config schemas (Hydra ConfigStore), so an unknown key or a wrong type fails at compose time,
+plus the value checks a type cannot express (lr > 0, pct_start in (0, 1), ...)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from .errors import UserError
+from .optimizers import WD_MODES
+
+
+@dataclass
+class TargetConf:
+    metric: str = MISSING
+    value: float = MISSING
+    mode: str = "max"
+
+
+@dataclass
+class TaskConf:
+    """Fields every task has; a task's own schema subclasses this (see suites/)."""
+
+    _target_: str = MISSING
+    name: str = MISSING
+    epochs: int = MISSING  # the budget: maximum epochs for this task
+    target: TargetConf = field(default_factory=TargetConf)
+    # The schedule used "without 1cycle" (schedule=reference): a schedule config, kind + parameters.
+    reference: Dict[str, Any] = field(default_factory=dict)
+    # Base LR per optimizer name, or per "optimizer/schedule" (more specific wins).
+    lr: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class OptimizerConf:
+    _target_: str = MISSING
+    name: str = MISSING
+    lr: Optional[float] = None  # None: the task's LR for this optimizer
+    weight_decay: float = 0.0
+    wd_mode: str = "decoupled"  # l2 | decoupled (see runners/optimizers.py)
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    no_decay_bias_norm: bool = True
+    group_lr_mult: Dict[str, float] = field(default_factory=dict)
+    freeze: List[str] = field(default_factory=list)
+
+
+@dataclass
+class OneCycleConf:
+    name: str = "one_cycle"
+    kind: str = "one_cycle"
+    pct_start: float = 0.25
+    div: float = 25.0
+    div_final: float = 1e5
+    moms: List[float] = field(default_factory=lambda: [0.95, 0.85, 0.95])
+
+
+@dataclass
+class OneCyclePhasesConf:
+    name: str = "one_cycle_phases"
+    kind: str = "one_cycle_phases"
+    warmup: float = 0.4625  # the blog's CIFAR split 13.875 / 13.875 / 2.25 of 30 epochs
+    flat: float = 0.0
+    down: float = 0.4625
+    final: float = 0.075
+    div: float = 10.0
+    moms: List[float] = field(default_factory=lambda: [0.95, 0.85])
+    final_shape: str = "linear"  # linear (to lr/(lin_end_div*div)) | cosine (to 0)
+    lin_end_div: float = 100.0
+
+
+@dataclass
+class ConstantConf:
+    name: str = "constant"
+    kind: str = "constant"
+    momentum: Optional[float] = None
+
+
+@dataclass
+class StepConf:
+    name: str = "step"
+    kind: str = "step"
+    milestones: List[float] = field(default_factory=list)  # in epochs
+    gamma: float = 0.1
+    momentum: Optional[float] = None
+
+
+@dataclass
+class ReferenceConf:
+    """'Without 1cycle': replaced at run time by the task's `reference` schedule."""
+
+    name: str = "reference"
+    kind: str = "reference"
+
+
+SCHEDULE_SCHEMAS = {"one_cycle": OneCycleConf, "one_cycle_phases": OneCyclePhasesConf,
+                    "constant": ConstantConf, "step": StepConf}
+
+
+@dataclass
+class RunConf:
+    task: Any = MISSING
+    optimizer: OptimizerConf = MISSING
+    schedule: Any = MISSING
+    suite: str = "adhoc"
+    seed: int = 0
+    epochs: int = "${task.epochs}"  # type: ignore[assignment]  # budget; 1cycle spans exactly this
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N | mps
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    channels_last: bool = False
+    compile: bool = False
+    clip_grad: Optional[float] = None  # max global grad norm
+    accum_steps: int = 1
+    stop_at_target: bool = False  # only honoured for budget-free schedules (constant, step)
+    deterministic: bool = False
+    progress: Optional[bool] = None  # None: a bar when stderr is a TTY
+    keep_checkpoint: bool = False  # keep the last checkpoint once the run has ended
+    force: bool = False  # rerun even a completed run (the old directory is moved aside, not deleted)
+    results_dir: str = "${oc.env:ONECYCLE_RESULTS,results}"
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConf)
+    cs.store(group="optimizer", name="optimizer_schema", node=OptimizerConf)
+    for kind, schema in SCHEDULE_SCHEMAS.items():
+        cs.store(group="schedule", name=f"{kind}_schema", node=schema)
+    cs.store(group="schedule", name="reference_schema", node=ReferenceConf)
+    from suites import TASK_SCHEMAS  # the registry, not any particular dataset
+
+    for name, schema in TASK_SCHEMAS.items():
+        cs.store(group="task", name=f"{name}_schema", node=schema)
+
+
+def resolve_schedule(cfg: DictConfig) -> dict:
+    """The schedule to run as a plain dict; `reference` becomes the task's reference schedule,
+    checked against its kind's schema."""
+    if cfg.schedule.kind != "reference":
+        return OmegaConf.to_container(cfg.schedule, resolve=True)
+    ref = OmegaConf.to_container(cfg.task.reference, resolve=True)
+    kind = ref.get("kind")
+    if kind not in SCHEDULE_SCHEMAS:
+        raise UserError(f"task.reference.kind is {kind!r}; expected one of {sorted(SCHEDULE_SCHEMAS)}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SCHEDULE_SCHEMAS[kind]), ref)
+    except Exception as exc:  # omegaconf's message names the key
+        raise UserError(f"task.reference: {exc}".splitlines()[0]) from None
+    out = OmegaConf.to_container(merged, resolve=True)
+    out["name"] = "reference"
+    return out
+
+
+def resolve_lr(cfg: DictConfig) -> tuple[float, str]:
+    """Base LR and where it came from: the optimizer config/CLI, or the task's table."""
+    if cfg.optimizer.lr is not None:
+        return float(cfg.optimizer.lr), "optimizer.lr"
+    table = cfg.task.lr
+    for key in (f"{cfg.optimizer.name}/{cfg.schedule.name}", cfg.optimizer.name):
+        if key in table:
+            return float(table[key]), f"task.lr[{key}]"
+    raise UserError(f"no learning rate for optimizer {cfg.optimizer.name!r} on task {cfg.task.name!r}: "
+                    f"set optimizer.lr=... or add '{cfg.optimizer.name}' to task.lr")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def validate(cfg: DictConfig, schedule: dict, lr: float) -> None:
+    """Value checks, each naming the key at fault."""
+    _check(lr > 0, f"optimizer.lr must be > 0, got {lr}")
+    _check(cfg.optimizer.wd_mode in WD_MODES,
+           f"optimizer.wd_mode must be one of {WD_MODES}, got {cfg.optimizer.wd_mode!r}")
+    _check(cfg.optimizer.weight_decay >= 0, f"optimizer.weight_decay must be >= 0")
+    _check(cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}")
+    _check(cfg.accum_steps >= 1, f"accum_steps must be >= 1, got {cfg.accum_steps}")
+    _check(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}")
+    _check(cfg.task.target.mode in ("max", "min"),
+           f"task.target.mode must be max or min, got {cfg.task.target.mode!r}")
+    _check(cfg.clip_grad is None or cfg.clip_grad > 0, f"clip_grad must be > 0 or null")
+    kind = schedule["kind"]
+    if kind == "one_cycle":
+        _check(0 < schedule["pct_start"] < 1,
+               f"schedule.pct_start must be in (0, 1), got {schedule['pct_start']}")
+        _check(len(schedule["moms"]) == 3, "schedule.moms must have 3 values (start, middle, end)")
+    if kind in ("one_cycle", "one_cycle_phases"):
+        _check(schedule["div"] > 0, f"schedule.div must be > 0, got {schedule['div']}")
+    if kind == "one_cycle_phases":
+        parts = [schedule[k] for k in ("warmup", "flat", "down", "final")]
+        _check(min(parts) >= 0 and sum(parts) > 0, "schedule phases must be >= 0 with a positive sum")
+        _check(schedule["final_shape"] in ("linear", "cosine"), "schedule.final_shape: linear or cosine")
+        _check(len(schedule["moms"]) == 2, "schedule.moms must have 2 values (high, low)")
+    if kind == "step":
+        _check(0 < schedule["gamma"] <= 1, f"schedule.gamma must be in (0, 1], got {schedule['gamma']}")

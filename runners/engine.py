@@ -1,0 +1,166 @@
+"""The one training loop. Read top to bottom: build, (resume), then per epoch train, evaluate, record.
+
+`fit` knows nothing of any dataset; the task supplies model, batches, loss and evaluation, and the
+optimizer and schedule come from config. Records are written through the `RunFiles` it is given.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from results.targets import Target
+
+from .checkpoint import rng_state, set_rng_state
+from .optimizers import apply_weight_decay, build_optimizer, current_momentum, set_lr, set_momentum
+from .schedules import BuiltSchedule
+
+CHECK_EVERY = 50  # steps between loss finiteness checks: each one syncs the device
+TRACE_POINTS = 8  # LR/momentum samples recorded per epoch, for the report's schedule plots
+
+
+@dataclass
+class Settings:
+    epochs: int
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    clip_grad: float | None = None
+    accum_steps: int = 1
+    stop_at_target: bool = False
+    deterministic: bool = False
+    progress: bool | None = None
+    wd_mode: str = "decoupled"
+
+
+def select_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """Data order and augmentation of an epoch depend on (seed, epoch) only, so a resumed run
+    sees exactly the batches an uninterrupted one would."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@dataclass
+class Outcome:
+    status: str  # completed | diverged
+    epochs_done: int
+    message: str = ""
+
+
+def train_epoch(task, model, optimizer, schedule: BuiltSchedule, settings: Settings, device,
+                epoch: int, step: int, bar: tqdm) -> tuple[float, int, list]:
+    """One epoch of per-batch scheduled steps. Returns (mean train loss or NaN, step, LR trace)."""
+    batches = task.train_batches(epoch, epoch_generator(settings.seed, epoch))
+    n = len(batches)
+    trace_at = {round(i * (n - 1) / max(TRACE_POINTS - 1, 1)) for i in range(TRACE_POINTS)}
+    loss_sum, trace = torch.zeros((), device=device), []
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for i, batch in enumerate(batches):
+        lr_mult, momentum = schedule(epoch + i / n)
+        set_lr(optimizer, lr_mult * getattr(batch, "lr_scale", 1.0))
+        if momentum is not None:
+            set_momentum(optimizer, momentum)
+        if i in trace_at:
+            trace.append([round(epoch + i / n, 4), lr_mult * optimizer.param_groups[-1]["base_lr"],
+                          current_momentum(optimizer)])
+        with autocast(device, settings.precision):
+            loss = task.loss(model, batch)
+        (loss / settings.accum_steps).backward()
+        loss_sum += loss.detach().float()
+        if (i + 1) % settings.accum_steps == 0 or i == n - 1:
+            if settings.clip_grad:
+                torch.nn.utils.clip_grad_norm_(params, settings.clip_grad)
+            apply_weight_decay(optimizer, settings.wd_mode)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+        if (i + 1) % CHECK_EVERY == 0 or i == n - 1:
+            mean = loss_sum.item() / (i + 1)
+            if not math.isfinite(mean):
+                return float("nan"), step, trace
+            bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
+        bar.update(1)
+    return loss_sum.item() / n, step, trace
+
+
+def evaluate(task, model, device, precision: str) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad(), autocast(device, precision):
+        metrics = task.evaluate(model)
+    model.train()
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def fit(task, target: Target, opt_cfg: dict, lr: float, sched: BuiltSchedule, settings: Settings,
+        files) -> Outcome:
+    """Train `task` to the end of the budget (or the target, when allowed), recording every epoch."""
+    device = select_device(settings.device)
+    seed_everything(settings.seed, settings.deterministic)
+    model = task.build_model().to(device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(opt_cfg, model, lr)
+    start_epoch, step, wall = 0, 0, 0.0
+    state = files.load_checkpoint()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        start_epoch, step, wall = state["epoch"], state["step"], state["wall_s"]
+    forward = torch.compile(model) if settings.compile else model
+    hooks = [h for h in (task, optimizer) if hasattr(h, "on_epoch_end")]
+    show = sys.stderr.isatty() if settings.progress is None else settings.progress
+    stop_early = settings.stop_at_target and sched.budget_free
+    model.train()
+    for epoch in range(start_epoch, settings.epochs):
+        started = time.perf_counter()
+        with tqdm(desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not show, leave=False,
+                  file=sys.stderr) as bar:
+            train_loss, step, trace = train_epoch(task, forward, optimizer, sched, settings, device,
+                                                  epoch, step, bar)
+        if not math.isfinite(train_loss):
+            return Outcome("diverged", epoch, f"non-finite training loss in epoch {epoch + 1}")
+        metrics = evaluate(task, forward, device, settings.precision)
+        wall += time.perf_counter() - started
+        row = {"epoch": epoch + 1, "step": step, "wall_s": round(wall, 3), "train_loss": train_loss,
+               "lr": trace[-1][1], "momentum": trace[-1][2], "lr_trace": trace, **metrics}
+        for hook in hooks:
+            hook.on_epoch_end(epoch + 1, row)
+        files.epoch_done(row, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "rng": rng_state(), "epoch": epoch + 1, "step": step, "wall_s": wall})
+        if stop_early and target.is_met(metrics.get(target.metric)):
+            return Outcome("completed", epoch + 1, "stopped at target")
+    return Outcome("completed", settings.epochs)

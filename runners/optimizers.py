@@ -1,0 +1,108 @@
+"""Optimizers from config: parameter groups, per-group LR multipliers, freezing, and weight decay.
+
+Weight decay is applied here, not by the optimizer class, so that every optimizer — including any
+torch.optim-compatible class plugged in by a config file — gets both modes:
+  l2         grad <- grad + wd * p          (as torch.optim.Adam/SGD weight_decay; after clipping)
+  decoupled  p    <- p - lr_t * wd * p      (AdamW, Loshchilov & Hutter; fastai 0.7 applies it before
+                                             the optimizer step, as we do)
+The class itself is built with weight_decay=0 when it has that argument.
+"""
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from typing import Any, Mapping
+
+import torch
+from hydra.utils import get_class
+from torch import nn
+
+WD_MODES = ("l2", "decoupled")
+
+
+def named_param_groups(model: nn.Module) -> "OrderedDict[str, list[nn.Parameter]]":
+    """A model may name its parameter groups (body -> head) with `param_groups()`; else one group."""
+    if hasattr(model, "param_groups"):
+        return OrderedDict(model.param_groups())
+    return OrderedDict(all=list(model.parameters()))
+
+
+def is_bias_or_norm(param: nn.Parameter) -> bool:
+    # Biases and normalisation scales are the 0/1-d parameters; decaying them only hurts (fastai, timm).
+    return param.ndim <= 1
+
+
+def _check_names(kind: str, names, known) -> None:
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"optimizer.{kind} names unknown parameter group(s) {unknown}; "
+                         f"this model has {list(known)}")
+
+
+def build_optimizer(cfg: Mapping[str, Any], model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Build the optimizer named by cfg['_target_'] over the model's groups, base LR `lr`."""
+    groups = named_param_groups(model)
+    mults = dict(cfg.get("group_lr_mult") or {})
+    frozen = set(cfg.get("freeze") or [])
+    _check_names("group_lr_mult", mults, groups)
+    _check_names("freeze", frozen, groups)
+    wd = float(cfg.get("weight_decay", 0.0))
+    torch_groups = []
+    for name, params in groups.items():
+        for p in params:
+            p.requires_grad_(name not in frozen)
+        no_decay_split = bool(cfg.get("no_decay_bias_norm", True))
+        decayed = [p for p in params if not (no_decay_split and is_bias_or_norm(p))]
+        plain = [p for p in params if no_decay_split and is_bias_or_norm(p)]
+        mult = float(mults.get(name, 1.0))
+        for plist, decay in ((decayed, wd), (plain, 0.0)):
+            if plist:
+                torch_groups.append({"params": plist, "lr": lr * mult, "lr_mult": mult,
+                                     "decay": decay, "group": name})
+    cls = get_class(cfg["_target_"])
+    kwargs = dict(cfg.get("kwargs") or {})
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    if "weight_decay" in inspect.signature(cls.__init__).parameters:
+        kwargs["weight_decay"] = 0.0
+    optimizer = cls(torch_groups, lr=lr, **kwargs)
+    for group in optimizer.param_groups:
+        group["base_lr"] = lr
+    return optimizer
+
+
+def set_lr(optimizer: torch.optim.Optimizer, multiplier: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * group["lr_mult"] * multiplier
+
+
+def set_momentum(optimizer: torch.optim.Optimizer, momentum: float) -> None:
+    """Scheduled momentum goes to SGD's momentum or to Adam's beta1."""
+    for group in optimizer.param_groups:
+        if "betas" in group:
+            group["betas"] = (momentum, group["betas"][1])
+        elif "momentum" in group:
+            group["momentum"] = momentum
+
+
+def current_momentum(optimizer: torch.optim.Optimizer) -> float | None:
+    group = optimizer.param_groups[-1]
+    if "betas" in group:
+        return float(group["betas"][0])
+    return float(group["momentum"]) if "momentum" in group else None
+
+
+@torch.no_grad()
+def apply_weight_decay(optimizer: torch.optim.Optimizer, mode: str) -> None:
+    """Call after clipping, before optimizer.step(). Frozen parameters (no grad) are left alone."""
+    for group in optimizer.param_groups:
+        decay = group.get("decay", 0.0)
+        if not decay:
+            continue
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
+        if mode == "l2":
+            torch._foreach_add_([p.grad for p in params], params, alpha=decay)
+        else:
+            torch._foreach_mul_(params, 1.0 - group["lr"] * decay)

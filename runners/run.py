@@ -1,0 +1,180 @@
+"""One experiment from a composed config: find or create its run directory, skip, resume or train,
+and keep the records true at every instant."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from results import records
+from results.targets import Target, epochs_to_target
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import resolve_lr, resolve_schedule, validate
+from .engine import Settings, fit, select_device
+from .errors import UserError
+from .schedules import build_schedule
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5,
+                               cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device) -> dict:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {"torch": torch.__version__, "cuda": torch.version.cuda, "device": str(device),
+            "device_name": name, "python": platform.python_version(), "host": socket.gethostname(),
+            "git_sha": git_sha(), "command": " ".join(sys.argv)}
+
+
+class RunFiles:
+    """The run directory: config.yaml, metrics.jsonl, status.json, checkpoint.pt."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.metrics_path = path / records.METRICS_FILE
+        self.status_path = path / records.STATUS_FILE
+        self.checkpoint_path = path / records.CHECKPOINT_FILE
+        self.rows: list[dict] = []
+
+    def read_state(self) -> dict | None:
+        """Existing status (None for a new run); raises UserError when the old records are corrupt."""
+        try:
+            status = records.read_status(self.status_path)
+            self.rows = records.read_metrics(self.metrics_path)
+        except records.CorruptRecord as exc:
+            raise UserError(f"{exc}. The run's files are kept as they are; rerun with force=true to "
+                            f"move them aside and train this run again.") from None
+        return status
+
+    def load_checkpoint(self) -> dict | None:
+        try:
+            state = load_checkpoint(self.checkpoint_path)
+        except Exception as exc:  # a truncated or foreign file: say so rather than mix runs
+            raise UserError(f"{self.checkpoint_path}: unreadable checkpoint ({exc}); rerun with "
+                            f"force=true to move the run aside and train it again") from None
+        if state is None:
+            self.rows = records.keep_epochs(self.metrics_path, self.rows, 0) if self.rows else []
+            return None
+        # Epochs recorded after the last checkpoint will be trained again: drop their rows.
+        self.rows = records.keep_epochs(self.metrics_path, self.rows, state["epoch"])
+        return state
+
+    def epoch_done(self, row: dict, state: dict) -> None:
+        records.append_jsonl(self.metrics_path, row)  # first the row, then the checkpoint covering it
+        self.rows.append(row)
+        save_checkpoint(self.checkpoint_path, state)
+
+    def write_status(self, status: dict) -> None:
+        records.write_json_atomic(self.status_path, status)
+
+    def move_aside(self) -> Path:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        dest = self.path.with_name(f".{self.path.name}.replaced-{stamp}")
+        self.path.rename(dest)
+        return dest
+
+
+def summarise(rows: list[dict], target: Target) -> dict:
+    metrics = [k for k in (rows[0] if rows else {}) if k not in ("epoch", "step", "wall_s", "lr",
+                                                                 "momentum", "lr_trace")]
+    best = {}
+    for key in metrics:
+        values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+        if values:
+            lower_better = key.endswith(("loss", "ppl")) or (key == target.metric and target.mode == "min")
+            best[key] = min(values) if lower_better else max(values)
+    final = {k: rows[-1].get(k) for k in metrics} if rows else {}
+    return {"epochs_to_target": epochs_to_target(rows, target), "best": best, "final": final,
+            "target_met_at_end": bool(rows) and target.is_met(rows[-1].get(target.metric))}
+
+
+def check_writable(results_dir: str) -> Path:
+    root = Path(results_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"results_dir={results_dir!r} is not writable ({exc.strerror}); "
+                        f"set results_dir=... or ONECYCLE_RESULTS to a writable directory") from None
+    return root
+
+
+def make_task(cfg: DictConfig, device: torch.device):
+    from hydra.utils import get_class
+
+    return get_class(cfg.task._target_)(cfg.task, device)
+
+
+def execute(cfg: DictConfig) -> Path:
+    """Run (or resume, or skip) the experiment `cfg` describes; return its run directory."""
+    schedule_cfg = resolve_schedule(cfg)
+    lr, lr_origin = resolve_lr(cfg)
+    validate(cfg, schedule_cfg, lr)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["schedule"] = schedule_cfg
+    path = records.run_dir(check_writable(cfg.results_dir), cfg.suite, records.run_id(config))
+    files = RunFiles(path)
+    if cfg.force and path.exists():
+        print(f"force=true: moved the earlier run to {files.move_aside()}", file=sys.stderr)
+    previous = files.read_state()
+    if previous and previous["status"] in records.FINAL_STATUSES:
+        print(f"run {path.name} already {previous['status']}; not training again (force=true reruns it)",
+              file=sys.stderr)
+        return path
+    device = select_device(cfg.device)
+    task = make_task(cfg, device)
+    target = Target.from_mapping(cfg.task.target)
+    if target.metric not in task.metrics:
+        raise UserError(f"task.target.metric={target.metric!r} is not a metric of task {cfg.task.name!r};"
+                        f" it produces {list(task.metrics)}")
+    path.mkdir(parents=True, exist_ok=True)
+    records.write_text_atomic(path / records.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(config)))
+    status = {"run_id": path.name, "suite": cfg.suite, "task": cfg.task.name,
+              "optimizer": cfg.optimizer.name, "schedule": schedule_cfg["name"],
+              "schedule_kind": schedule_cfg["kind"], "seed": cfg.seed, "epochs": cfg.epochs,
+              "lr": {"value": lr, "origin": lr_origin}, "target": target.as_dict(),
+              "environment": environment(device), "started": (previous or {}).get("started", now()),
+              "resumed": previous is not None}
+    files.write_status({**status, "status": "running"})
+    settings = Settings(epochs=cfg.epochs, seed=cfg.seed, device=cfg.device, precision=cfg.precision,
+                        channels_last=cfg.channels_last, compile=cfg.compile, clip_grad=cfg.clip_grad,
+                        accum_steps=cfg.accum_steps, stop_at_target=cfg.stop_at_target,
+                        deterministic=cfg.deterministic, progress=cfg.progress,
+                        wd_mode=cfg.optimizer.wd_mode)
+    schedule = build_schedule(schedule_cfg, cfg.epochs)
+    opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    try:
+        outcome = fit(task, target, opt_cfg, lr, schedule, settings, files)
+    except Exception as exc:
+        oom = isinstance(exc, torch.OutOfMemoryError)
+        files.write_status({**status, "status": "failed", "ended": now(), "epochs_done": len(files.rows),
+                            "error": f"{'out of memory: ' if oom else ''}{type(exc).__name__}: {exc}",
+                            **summarise(files.rows, target)})
+        raise
+    files.write_status({**status, "status": outcome.status, "ended": now(), "message": outcome.message,
+                        "epochs_done": len(files.rows), **summarise(files.rows, target)})
+    if not cfg.keep_checkpoint:  # the records say all; a grid of ResNet-50 checkpoints would fill disks
+        files.checkpoint_path.unlink(missing_ok=True)
+    return path
