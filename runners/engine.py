@@ -116,9 +116,11 @@ def train_epoch(task, model, optimizer, schedule: BuiltSchedule, settings: Setti
     return loss_sum.item() / n, step, trace
 
 
-def evaluate(task, model, device, precision: str) -> dict[str, float]:
+def evaluate(task, model, optimizer, device, precision: str) -> dict[str, float]:
+    # An optimizer that averages iterates (NT-ASGD) evaluates with the averaged weights swapped in.
+    weights = getattr(optimizer, "evaluation_weights", nullcontext)
     model.eval()
-    with torch.no_grad(), autocast(device, precision):
+    with torch.no_grad(), autocast(device, precision), weights():
         metrics = task.evaluate(model)
     model.train()
     return {k: float(v) for k, v in metrics.items()}
@@ -153,7 +155,7 @@ def fit(task, target: Target, opt_cfg: dict, lr: float, sched: BuiltSchedule, se
                                                   epoch, step, bar)
         if not math.isfinite(train_loss):
             return Outcome("diverged", epoch, f"non-finite training loss in epoch {epoch + 1}")
-        metrics = evaluate(task, forward, device, settings.precision)
+        metrics = evaluate(task, forward, optimizer, device, settings.precision)
         wall += time.perf_counter() - started
         row = {"epoch": epoch + 1, "step": step, "wall_s": round(wall, 3), "train_loss": train_loss,
                "lr": trace[-1][1], "momentum": trace[-1][2], "lr_trace": trace, **metrics}

@@ -149,11 +149,13 @@ def execute(cfg: DictConfig) -> Path:
     if target.metric not in task.metrics:
         raise UserError(f"task.target.metric={target.metric!r} is not a metric of task {cfg.task.name!r};"
                         f" it produces {list(task.metrics)}")
+    schedule = build_schedule(schedule_cfg, cfg.epochs)
     path.mkdir(parents=True, exist_ok=True)
     records.write_text_atomic(path / records.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(config)))
     status = {"run_id": path.name, "suite": cfg.suite, "task": cfg.task.name,
               "optimizer": cfg.optimizer.name, "schedule": schedule_cfg["name"],
               "schedule_kind": schedule_cfg["kind"], "seed": cfg.seed, "epochs": cfg.epochs,
+              "max_epochs": cfg.task.epochs, "budget_free": schedule.budget_free,
               "lr": {"value": lr, "origin": lr_origin}, "target": target.as_dict(),
               "environment": environment(device), "started": (previous or {}).get("started", now()),
               "resumed": previous is not None}
@@ -163,7 +165,6 @@ def execute(cfg: DictConfig) -> Path:
                         accum_steps=cfg.accum_steps, stop_at_target=cfg.stop_at_target,
                         deterministic=cfg.deterministic, progress=cfg.progress,
                         wd_mode=cfg.optimizer.wd_mode)
-    schedule = build_schedule(schedule_cfg, cfg.epochs)
     opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
     try:
         outcome = fit(task, target, opt_cfg, lr, schedule, settings, files)
