@@ -20,6 +20,19 @@ class TargetConf:
 
 
 @dataclass
+class StageConf:
+    """A training stage (fine-tuning: head only, then all): its share of the run's epochs, the LR
+    multiplier on the run's base LR, frozen parameter groups and per-group LR multipliers. Each stage
+    gets a fresh optimizer and runs the whole schedule over its own epochs (as fastai's fit calls)."""
+
+    name: str = "train"
+    frac: float = 1.0
+    lr_mult: float = 1.0
+    freeze: List[str] = field(default_factory=list)
+    group_lr_mult: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class TaskConf:
     """Fields every task has; a task's own schema subclasses this (see suites/)."""
 
@@ -31,6 +44,7 @@ class TaskConf:
     reference: Dict[str, Any] = field(default_factory=dict)
     # Base LR per optimizer name, or per "optimizer/schedule" (more specific wins).
     lr: Dict[str, float] = field(default_factory=dict)
+    stages: List[StageConf] = field(default_factory=list)  # empty: one stage, nothing frozen
 
 
 @dataclass
@@ -180,6 +194,10 @@ def validate(cfg: DictConfig, schedule: dict, lr: float) -> None:
     _check(cfg.task.target.mode in ("max", "min"),
            f"task.target.mode must be max or min, got {cfg.task.target.mode!r}")
     _check(cfg.clip_grad is None or cfg.clip_grad > 0, f"clip_grad must be > 0 or null")
+    if cfg.task.stages:
+        _check(all(st.frac > 0 for st in cfg.task.stages), "task.stages[*].frac must be > 0")
+        _check(cfg.epochs >= len(cfg.task.stages),
+               f"epochs={cfg.epochs} is fewer than the task's {len(cfg.task.stages)} stages")
     kind = schedule["kind"]
     if kind == "one_cycle":
         _check(0 < schedule["pct_start"] < 1,

@@ -21,7 +21,7 @@ from results.targets import Target
 
 from .checkpoint import rng_state, set_rng_state
 from .optimizers import apply_weight_decay, build_optimizer, current_momentum, set_lr, set_momentum
-from .schedules import BuiltSchedule
+from .schedules import BuiltSchedule, build_schedule
 
 CHECK_EVERY = 50  # steps between loss finiteness checks: each one syncs the device
 TRACE_POINTS = 8  # LR/momentum samples recorded per epoch, for the report's schedule plots
@@ -80,8 +80,38 @@ class Outcome:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Stage:
+    """Epochs [start, end) trained with one optimizer and one pass of the schedule."""
+
+    start: int
+    end: int
+    lr_mult: float = 1.0
+    freeze: tuple = ()
+    group_lr_mult: tuple = ()  # (name, mult) pairs
+
+
+def plan_stages(stages: list[dict], epochs: int) -> list[Stage]:
+    """Split `epochs` among the task's stages by their `frac` (each gets at least one epoch)."""
+    if not stages:
+        return [Stage(0, epochs)]
+    total, acc, bounds = sum(st["frac"] for st in stages), 0.0, [0]
+    for i, st in enumerate(stages):
+        acc += st["frac"]
+        end = epochs if i == len(stages) - 1 else round(epochs * acc / total)
+        bounds.append(min(max(end, bounds[-1] + 1), epochs - (len(stages) - 1 - i)))
+    return [Stage(bounds[i], bounds[i + 1], st.get("lr_mult", 1.0), tuple(st.get("freeze", ())),
+                  tuple((st.get("group_lr_mult") or {}).items())) for i, st in enumerate(stages)]
+
+
+def stage_optimizer(opt_cfg: dict, stage: Stage) -> dict:
+    """The optimizer config with the stage's frozen groups and LR multipliers added."""
+    return {**opt_cfg, "freeze": sorted({*opt_cfg.get("freeze", ()), *stage.freeze}),
+            "group_lr_mult": {**(opt_cfg.get("group_lr_mult") or {}), **dict(stage.group_lr_mult)}}
+
+
 def train_epoch(task, model, optimizer, schedule: BuiltSchedule, settings: Settings, device,
-                epoch: int, step: int, bar: tqdm) -> tuple[float, int, list]:
+                epoch: int, stage_start: int, step: int, bar: tqdm) -> tuple[float, int, list]:
     """One epoch of per-batch scheduled steps. Returns (mean train loss or NaN, step, LR trace)."""
     batches = task.train_batches(epoch, epoch_generator(settings.seed, epoch))
     n = len(batches)
@@ -89,12 +119,12 @@ def train_epoch(task, model, optimizer, schedule: BuiltSchedule, settings: Setti
     loss_sum, trace = torch.zeros((), device=device), []
     params = [p for g in optimizer.param_groups for p in g["params"]]
     for i, batch in enumerate(batches):
-        lr_mult, momentum = schedule(epoch + i / n)
+        lr_mult, momentum = schedule(epoch - stage_start + i / n)
         set_lr(optimizer, lr_mult * getattr(batch, "lr_scale", 1.0))
         if momentum is not None:
             set_momentum(optimizer, momentum)
         if i in trace_at:
-            trace.append([round(epoch + i / n, 4), lr_mult * optimizer.param_groups[-1]["base_lr"],
+            trace.append([round(epoch + i / n, 4), optimizer.param_groups[-1]["lr"],
                           current_momentum(optimizer)])
         with autocast(device, settings.precision):
             loss = task.loss(model, batch)
@@ -126,33 +156,37 @@ def evaluate(task, model, optimizer, device, precision: str) -> dict[str, float]
     return {k: float(v) for k, v in metrics.items()}
 
 
-def fit(task, target: Target, opt_cfg: dict, lr: float, sched: BuiltSchedule, settings: Settings,
-        files) -> Outcome:
+def fit(task, target: Target, opt_cfg: dict, lr: float, sched_cfg: dict, stages: list[dict],
+        settings: Settings, files) -> Outcome:
     """Train `task` to the end of the budget (or the target, when allowed), recording every epoch."""
     device = select_device(settings.device)
     seed_everything(settings.seed, settings.deterministic)
     model = task.build_model().to(device)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(opt_cfg, model, lr)
     start_epoch, step, wall = 0, 0, 0.0
     state = files.load_checkpoint()
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         start_epoch, step, wall = state["epoch"], state["step"], state["wall_s"]
     forward = torch.compile(model) if settings.compile else model
-    hooks = [h for h in (task, optimizer) if hasattr(h, "on_epoch_end")]
     show = sys.stderr.isatty() if settings.progress is None else settings.progress
-    stop_early = settings.stop_at_target and sched.budget_free
+    plan, stage = plan_stages(stages, settings.epochs), None
     model.train()
     for epoch in range(start_epoch, settings.epochs):
+        if stage is None or epoch >= stage.end:  # a new stage: fresh optimizer, schedule from its start
+            stage = next(st for st in plan if st.start <= epoch < st.end)
+            optimizer = build_optimizer(stage_optimizer(opt_cfg, stage), model, lr * stage.lr_mult)
+            if state is not None and epoch > stage.start:
+                optimizer.load_state_dict(state["optimizer"])
+            schedule = build_schedule(sched_cfg, stage.end - stage.start)
+            hooks = [h for h in (task, optimizer) if hasattr(h, "on_epoch_end")]
         started = time.perf_counter()
         with tqdm(desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not show, leave=False,
                   file=sys.stderr) as bar:
-            train_loss, step, trace = train_epoch(task, forward, optimizer, sched, settings, device,
-                                                  epoch, step, bar)
+            train_loss, step, trace = train_epoch(task, forward, optimizer, schedule, settings, device,
+                                                  epoch, stage.start, step, bar)
         if not math.isfinite(train_loss):
             return Outcome("diverged", epoch, f"non-finite training loss in epoch {epoch + 1}")
         metrics = evaluate(task, forward, optimizer, device, settings.precision)
@@ -163,6 +197,6 @@ def fit(task, target: Target, opt_cfg: dict, lr: float, sched: BuiltSchedule, se
             hook.on_epoch_end(epoch + 1, row)
         files.epoch_done(row, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "rng": rng_state(), "epoch": epoch + 1, "step": step, "wall_s": wall})
-        if stop_early and target.is_met(metrics.get(target.metric)):
+        if settings.stop_at_target and schedule.budget_free and target.is_met(metrics.get(target.metric)):
             return Outcome("completed", epoch + 1, "stopped at target")
     return Outcome("completed", settings.epochs)

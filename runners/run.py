@@ -20,7 +20,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import resolve_lr, resolve_schedule, validate
 from .engine import Settings, fit, select_device
 from .errors import UserError
-from .schedules import build_schedule
+from .schedules import BUDGET_FREE
 
 
 def now() -> str:
@@ -149,13 +149,12 @@ def execute(cfg: DictConfig) -> Path:
     if target.metric not in task.metrics:
         raise UserError(f"task.target.metric={target.metric!r} is not a metric of task {cfg.task.name!r};"
                         f" it produces {list(task.metrics)}")
-    schedule = build_schedule(schedule_cfg, cfg.epochs)
     path.mkdir(parents=True, exist_ok=True)
     records.write_text_atomic(path / records.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(config)))
     status = {"run_id": path.name, "suite": cfg.suite, "task": cfg.task.name,
               "optimizer": cfg.optimizer.name, "schedule": schedule_cfg["name"],
               "schedule_kind": schedule_cfg["kind"], "seed": cfg.seed, "epochs": cfg.epochs,
-              "max_epochs": cfg.task.epochs, "budget_free": schedule.budget_free,
+              "max_epochs": cfg.task.epochs, "budget_free": BUDGET_FREE[schedule_cfg["kind"]],
               "lr": {"value": lr, "origin": lr_origin}, "target": target.as_dict(),
               "environment": environment(device), "started": (previous or {}).get("started", now()),
               "resumed": previous is not None}
@@ -167,7 +166,8 @@ def execute(cfg: DictConfig) -> Path:
                         wd_mode=cfg.optimizer.wd_mode)
     opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
     try:
-        outcome = fit(task, target, opt_cfg, lr, schedule, settings, files)
+        stages = OmegaConf.to_container(cfg.task.stages, resolve=True)
+        outcome = fit(task, target, opt_cfg, lr, schedule_cfg, stages, settings, files)
     except Exception as exc:
         oom = isinstance(exc, torch.OutOfMemoryError)
         files.write_status({**status, "status": "failed", "ended": now(), "epochs_done": len(files.rows),
