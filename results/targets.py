@@ -47,3 +47,37 @@ def epochs_to_target(rows: Iterable[Mapping], target: Target) -> int | None:
         if target.is_met(row.get(target.metric)):
             return int(row["epoch"])
     return None
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """Epochs-to-target of one (task, optimizer, schedule, seed): `epochs` None means censored,
+    i.e. not reached within `max_epochs`; `probes` counts the runs it took."""
+
+    epochs: int | None
+    max_epochs: int
+    probes: int
+
+    @property
+    def censored(self) -> bool:
+        return self.epochs is None
+
+
+def seed_epochs_to_target(statuses: Iterable[Mapping]) -> SeedResult:
+    """Combine the run records (status.json dicts) of one seed of one cell.
+
+    Budget-free schedules (constant, step, NT-ASGD): the LR at epoch e does not depend on the budget,
+    so the first epoch meeting the target in the longest run is the answer. Budget-dependent ones
+    (1cycle): meeting the target mid-cycle means nothing, so the answer is the smallest budget whose
+    run *ends* at the target — assuming a larger budget never hurts (monotonicity), which is what
+    lets a bisection find it. Only completed runs count.
+    """
+    runs = [s for s in statuses if s.get("status") == "completed"]
+    if not runs:
+        raise ValueError("no completed run for this seed")
+    max_epochs = int(max(s.get("max_epochs", s["epochs"]) for s in runs))
+    if all(s.get("budget_free") for s in runs):
+        longest = max(runs, key=lambda s: s.get("epochs_done", s["epochs"]))
+        return SeedResult(longest.get("epochs_to_target"), max_epochs, len(runs))
+    hits = [int(s["epochs"]) for s in runs if s.get("target_met_at_end")]
+    return SeedResult(min(hits) if hits else None, max_epochs, len(runs))
