@@ -2,6 +2,7 @@
 plus the value checks a type cannot express (lr > 0, pct_start in (0, 1), ...)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -113,6 +114,21 @@ SCHEDULE_SCHEMAS = {"one_cycle": OneCycleConf, "one_cycle_phases": OneCyclePhase
 
 
 @dataclass
+class LRFindConf:
+    """LR range test (runners/lr_find.py), used when neither optimizer.lr nor the task's table gives an
+    LR: an exponential ramp start_lr -> end_lr over `steps` batches, stopped once the smoothed loss
+    exceeds `divergence` x its best; picks (LR at the lowest smoothed loss) / `divisor`."""
+
+    steps: int = 200
+    start_lr: float = 1.0e-7
+    end_lr: float = 10.0
+    smoothing: float = 0.98  # EMA factor of the loss, debiased (fastai)
+    divergence: float = 4.0
+    divisor: float = 10.0
+    seed: int = 0
+
+
+@dataclass
 class RunConf:
     task: Any = MISSING
     optimizer: OptimizerConf = MISSING
@@ -132,6 +148,7 @@ class RunConf:
     keep_checkpoint: bool = False  # keep the last checkpoint once the run has ended
     force: bool = False  # rerun even a completed run (the old directory is moved aside, not deleted)
     results_dir: str = "${oc.env:ONECYCLE_RESULTS,results}"
+    lr_find: LRFindConf = field(default_factory=LRFindConf)
 
 
 def register_configs() -> None:
@@ -166,15 +183,17 @@ def resolve_schedule(cfg: DictConfig) -> dict:
 
 
 def resolve_lr(cfg: DictConfig) -> tuple[float, str]:
-    """Base LR and where it came from: the optimizer config/CLI, or the task's table."""
+    """Base LR and where it came from: the optimizer config/CLI, the task's table, or else an LR range
+    test run once per (task, optimizer) and cached (runners/lr_find.py)."""
     if cfg.optimizer.lr is not None:
         return float(cfg.optimizer.lr), "optimizer.lr"
     table = cfg.task.lr
     for key in (f"{cfg.optimizer.name}/{cfg.schedule.name}", cfg.optimizer.name):
         if key in table:
             return float(table[key]), f"task.lr[{key}]"
-    raise UserError(f"no learning rate for optimizer {cfg.optimizer.name!r} on task {cfg.task.name!r}: "
-                    f"set optimizer.lr=... or add '{cfg.optimizer.name}' to task.lr")
+    from .lr_find import find_lr  # lazy: it imports the engine
+
+    return find_lr(cfg)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -182,8 +201,27 @@ def _check(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
+def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Keys that are not fields of their node's schema. Hydra's `+key=value` adds a key even to a
+    typed node; this catches what such a typo would otherwise silently leave unused."""
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return []
+    fields = {f.name for f in dataclasses.fields(schema)}
+    found = []
+    for key in node.keys():
+        if key not in fields:
+            found.append(f"{prefix}{key}")
+        elif OmegaConf.is_dict(node._get_node(key)):
+            found += unknown_keys(node[key], f"{prefix}{key}.")
+    return found
+
+
 def validate(cfg: DictConfig, schedule: dict, lr: float) -> None:
     """Value checks, each naming the key at fault."""
+    unknown = unknown_keys(cfg)
+    _check(not unknown, f"unknown config key(s) {unknown}: not in the schema (see runners/config.py "
+                        f"and the task's schema in suites/)")
     _check(lr > 0, f"optimizer.lr must be > 0, got {lr}")
     _check(cfg.optimizer.wd_mode in WD_MODES,
            f"optimizer.wd_mode must be one of {WD_MODES}, got {cfg.optimizer.wd_mode!r}")

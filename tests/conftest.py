@@ -1,0 +1,36 @@
+"""Shared helpers: compose the real Hydra config in-process and run experiments on tiny settings."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# A digits run small enough for a test: a narrow net, few epochs, no progress bar.
+TINY = ["task.width=8", "task.blocks=1", "progress=false"]
+
+
+def compose_cfg(overrides: list[str], config_dir: Path = CONF):
+    from runners.config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 300, env: dict | None = None):
+    """`python -m runners.train ARGS` in a subprocess; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "runners.train", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    return tmp_path / "results"
