@@ -1,0 +1,118 @@
+"""CLI of the report (key=value arguments, no Hydra):
+
+    python -m report suite=NAME [results_dir=results] [out_dir=DIR] [screenshot=auto|true|false]
+    python -m report check suite=NAME baseline=PATH [results_dir=results]
+    python -m report baseline suite=NAME out=PATH [results_dir=results]
+
+`check` exits 1 when a cell's epochs-to-target worsens beyond the baseline's tolerance or a verdict
+drops (report/gate.py), 0 otherwise. Bad arguments exit 2 with one `error: ...` line.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from . import build
+
+COMMANDS = {"build": ({"suite"}, {"results_dir", "out_dir", "screenshot"}),
+            "check": ({"suite", "baseline"}, {"results_dir"}),
+            "baseline": ({"suite", "out"}, {"results_dir"})}
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
+    command = "build"
+    if argv and "=" not in argv[0]:
+        command, argv = argv[0], argv[1:]
+    if command not in COMMANDS:
+        raise UsageError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
+    args = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected key=value, got {arg!r}")
+        args[key] = value
+    required, optional = COMMANDS[command]
+    if missing := sorted(required - args.keys()):
+        raise UsageError(f"{command}: missing {', '.join(k + '=...' for k in missing)}")
+    if unknown := sorted(args.keys() - required - optional):
+        raise UsageError(f"{command}: unknown argument(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(required | optional))}")
+    return command, args
+
+
+def _screenshot(page: Path, mode: str) -> None:
+    """Best effort unless asked for: a PNG of the page beside it, and the browser's console errors."""
+    from .browser import check_page, find_chromium
+
+    if mode == "false" or (mode == "auto" and find_chromium() is None):
+        return
+    try:
+        result = check_page(page, page.with_name("screenshot.png"))
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        if mode == "true":
+            raise UsageError(f"screenshot=true: {exc}") from None
+        print(f"warning: no screenshot ({exc})", file=sys.stderr)
+        return
+    print(f"screenshot={result.screenshot}")
+    for error in result.errors:
+        print(f"warning: browser console: {error}", file=sys.stderr)
+
+
+def run_build(args: dict) -> int:
+    mode = args.get("screenshot", "auto")
+    if mode not in ("auto", "true", "false"):
+        raise UsageError(f"screenshot={mode!r}: expected auto, true or false")
+    page = build(args["suite"], args.get("results_dir", "results"), args.get("out_dir"))
+    print(f"report={page}")
+    _screenshot(page, mode)
+    return 0
+
+
+def run_check(args: dict) -> int:
+    from .analysis import analyse
+    from .gate import check, load_baseline
+    from .load import load_suite
+
+    try:
+        baseline = load_baseline(Path(args["baseline"]))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"baseline={args['baseline']!r}: {exc}") from None
+    result = check(analyse(load_suite(args["suite"], args.get("results_dir", "results"))), baseline)
+    for note in result.notes:
+        print(f"note: {note}")
+    for failure in result.failures:
+        print(f"REGRESSION: {failure}")
+    print(f"gate: {'passed' if result.ok else 'FAILED'} ({result.checked} baseline entries, "
+          f"{len(result.failures)} regression(s))")
+    return 0 if result.ok else 1
+
+
+def run_baseline(args: dict) -> int:
+    from .analysis import analyse
+    from .gate import snapshot
+    from .load import load_suite
+
+    doc = snapshot(analyse(load_suite(args["suite"], args.get("results_dir", "results"))))
+    out = Path(args["out"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    print(f"baseline={out} ({len(doc['cells'])} cells, {len(doc['verdicts'])} verdicts)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        command, args = parse(sys.argv[1:] if argv is None else argv)
+        return {"build": run_build, "check": run_check, "baseline": run_baseline}[command](args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""From counted runs to cells: (task, optimizer, schedule) with per-seed epochs-to-target and metrics."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from results.targets import Target
+
+from .ett import CellSummary, SeedETT, SpeedUp, seed_ett, speed_up, summarise_cell
+from .load import SuiteRecords
+
+BASELINE = ("sgd", "reference")  # every cell's speed-up is against its task's SGD + reference cell
+CLAIM_CELL = ("adamw", "one_cycle")
+OPTIMIZER_ORDER = ("sgd", "adam_l2", "adamw", "amsgrad")
+SCHEDULE_ORDER = ("reference", "one_cycle", "one_cycle_phases")
+
+
+def _order(names, preferred) -> list[str]:
+    names = set(names)
+    return [n for n in preferred if n in names] + sorted(names - set(preferred))
+
+
+@dataclass
+class Cell:
+    task: str
+    optimizer: str
+    schedule: str
+    seeds: dict[int, SeedETT]
+    summary: CellSummary
+    run_paths: list[Path]
+    full_runs: dict[int, str]  # seed -> run_id of its longest run (metric curves, final/best)
+    final: list[float] = field(default_factory=list)
+    best: list[float] = field(default_factory=list)
+    speed_up: SpeedUp | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.optimizer}/{self.schedule}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.optimizer} · {self.schedule}"
+
+
+@dataclass
+class Analysis:
+    records: SuiteRecords
+    tasks: list[str]
+    targets: dict[str, Target]
+    max_epochs: dict[str, int]
+    cells: dict[tuple[str, str, str], Cell]
+    columns: list[tuple[str, str]]  # (optimizer, schedule) in display order
+
+    def task_cells(self, task: str) -> list[Cell]:
+        return [self.cells[(task, o, s)] for o, s in self.columns if (task, o, s) in self.cells]
+
+    def cell(self, task: str, optimizer: str, schedule: str) -> Cell | None:
+        return self.cells.get((task, optimizer, schedule))
+
+
+def seed_runs(group: pd.DataFrame, metrics: dict[str, list[dict]]) -> dict[int, list[dict]]:
+    """Runs of one cell by seed, as status-like dicts carrying their metrics rows."""
+    by_seed: dict[int, list[dict]] = {}
+    group = group.astype(object).where(group.notna(), None)  # NaN (a missing value) -> None, as in status
+    for row in group.to_dict("records"):
+        by_seed.setdefault(int(row["seed"]), []).append({**row, "metrics": metrics.get(row["run_id"], [])})
+    return by_seed
+
+
+def _finite(values) -> list[float]:
+    return [float(v) for v in values if v is not None and v == v]
+
+
+def _make_cell(key: tuple[str, str, str], group: pd.DataFrame, metrics: dict) -> Cell:
+    by_seed = seed_runs(group, metrics)
+    seeds = {seed: seed_ett(runs) for seed, runs in sorted(by_seed.items())}
+    longest = {seed: max(runs, key=lambda r: r["epochs"]) for seed, runs in by_seed.items()}
+    return Cell(*key, seeds=seeds, summary=summarise_cell(list(seeds.values())),
+                run_paths=sorted(Path(p) for p in group["path"]),
+                full_runs={s: r["run_id"] for s, r in sorted(longest.items())},
+                final=_finite(r["final_metric"] for r in longest.values()),
+                best=_finite(r["best_metric"] for r in longest.values()))
+
+
+def analyse(records: SuiteRecords) -> Analysis:
+    runs = records.runs
+    cells: dict[tuple[str, str, str], Cell] = {}
+    for key, group in runs.groupby(["task", "optimizer", "schedule"], sort=True):
+        cells[key] = _make_cell(key, group, records.metrics)
+    for (task, _, _), cell in cells.items():
+        base = cells.get((task, *BASELINE))
+        if base is not None:
+            cell.speed_up = speed_up(list(cell.seeds.values()), list(base.seeds.values()))
+    columns = [(o, s) for o in _order(runs["optimizer"], OPTIMIZER_ORDER)
+               for s in _order(runs["schedule"], SCHEDULE_ORDER)
+               if any(k[1:] == (o, s) for k in cells)]
+    max_epochs = runs.groupby("task")["max_epochs"].max().astype(int).to_dict() if len(runs) else {}
+    return Analysis(records, sorted(runs["task"].unique()), records.targets(), max_epochs, cells, columns)
+
+
+def mean_std(values: list[float]) -> tuple[float, float] | None:
+    if not values:
+        return None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0

@@ -1,0 +1,188 @@
+"""Epochs-to-target statistics: per seed, per cell (censoring-aware median) and speed-ups.
+
+Pure functions on plain data (numbers, dicts), so each rule is testable without any record on disk.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from results.targets import Target, epochs_to_target
+from results.targets import seed_epochs_to_target as shared_seed_ett
+
+BOOTSTRAP_SAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class SeedETT:
+    """One seed's epochs-to-target. When `censored`, `value` is the budget it was not reached within."""
+
+    value: int
+    censored: bool
+    probes: int  # runs behind this seed (1cycle: budgets probed), diverged ones included
+    budget: int  # the task's max budget: the bound a miss is censored at
+    non_monotone: bool = False  # a 1cycle budget met the target but a larger one did not
+
+
+def with_target(run: Mapping, target: Target) -> dict:
+    """The run's status as if its target were `target`: the outcome recomputed from its metrics rows,
+    the way the engine records it (first epoch meeting it; met at the end of the budget)."""
+    rows = run.get("metrics") or []
+    return {**run, "epochs_to_target": epochs_to_target(rows, target),
+            "target_met_at_end": bool(rows) and target.is_met(rows[-1].get(target.metric))}
+
+
+def _non_monotone(runs: Sequence[Mapping], first_hit: int | None) -> bool:
+    if first_hit is None or all(r.get("budget_free") for r in runs):
+        return False
+    return any(int(r["epochs"]) > first_hit and r.get("status") == "completed"
+               and not r.get("target_met_at_end") for r in runs)
+
+
+def seed_ett(runs: Sequence[Mapping], target: Target | None = None) -> SeedETT:
+    """ETT of one seed of one cell, by the shared rule `results.targets.seed_epochs_to_target`
+    (budget-free: first epoch at the target in the longest run; 1cycle: smallest budget met at its end;
+    a miss censored at the task's max budget). `runs` are status dicts; with `target` they also carry
+    `metrics` rows and the outcome is recomputed for that target (the target-sensitivity plot).
+    A seed whose runs all diverged is a miss (the shared rule counts completed runs only)."""
+    if not runs:
+        raise ValueError("seed_ett needs at least one run")
+    if target is not None:
+        runs = [with_target(r, target) for r in runs]
+    max_epochs = max(int(r.get("max_epochs", r["epochs"])) for r in runs)
+    try:
+        result = shared_seed_ett(runs)
+    except ValueError:  # no completed run: each diverged, none reached the target
+        return SeedETT(max_epochs, True, len(runs), max_epochs)
+    value = result.max_epochs if result.censored else int(result.epochs)
+    return SeedETT(value, result.censored, len(runs), result.max_epochs,
+                   _non_monotone(runs, result.epochs))
+
+
+def km_median(values: Sequence[float], censored: Sequence[bool]) -> float | None:
+    """Kaplan–Meier median time-to-target: the first time at which the estimated share of seeds that
+    have not yet reached the target drops to 0.5 or below. None when it never does (too many misses).
+    A seed censored at t counts as 'still running' up to and including t, as KM prescribes."""
+    survival = 1.0
+    pairs = list(zip(values, censored))
+    for time in sorted({v for v, c in pairs if not c}):
+        events = sum(1 for v, c in pairs if v == time and not c)
+        at_risk_now = sum(1 for v, _ in pairs if v >= time)
+        survival *= 1.0 - events / at_risk_now
+        if survival <= 0.5 + 1e-12:
+            return float(time)
+    return None
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """Epochs-to-target of one (task, optimizer, schedule) cell over its seeds."""
+
+    median: float | None  # None: undefined (fewer than half the seeds reached); shown "> budget"
+    budget: int  # the largest censoring budget, the bound an undefined median is shown against
+    low: int
+    high: int
+    high_censored: bool  # the max is a miss: shown "> high"
+    reached: int
+    seeds: int
+    probes: int
+
+    @property
+    def median_or_budget(self) -> float:
+        return self.budget if self.median is None else self.median
+
+
+def summarise_cell(seeds: Sequence[SeedETT]) -> CellSummary:
+    values = [s.value for s in seeds]
+    flags = [s.censored for s in seeds]
+    hit_values = [v for v, c in zip(values, flags) if not c]
+    miss_values = [v for v, c in zip(values, flags) if c]
+    high = max(values)
+    return CellSummary(median=km_median(values, flags), budget=max(s.budget for s in seeds),
+                       low=min(hit_values) if hit_values else min(values),
+                       high=high, high_censored=high in miss_values,
+                       reached=len(hit_values), seeds=len(seeds), probes=sum(s.probes for s in seeds))
+
+
+@dataclass(frozen=True)
+class SpeedUp:
+    """Baseline median over cell median (> 1: the cell needs fewer epochs)."""
+
+    ratio: float | None
+    low: float | None  # bootstrap 95% CI over seeds
+    high: float | None
+    bound: str  # "": estimate; ">=": baseline median censored (lower bound); "<=": cell censored
+
+
+def _median_value(values: np.ndarray, flags: np.ndarray) -> float:
+    median = km_median(values.tolist(), flags.tolist())
+    # Undefined: the largest censoring budget stands in (a median is never known to exceed it).
+    return float(values[flags].max()) if median is None else median
+
+
+def speed_up(cell: Sequence[SeedETT], baseline: Sequence[SeedETT], samples: int = BOOTSTRAP_SAMPLES,
+             seed: int = 0) -> SpeedUp:
+    """Ratio of KM medians with a percentile-bootstrap 95% CI, resampling seeds within each cell.
+    An undefined median uses its budget, so the ratio becomes a bound, as `bound` says."""
+    if not cell or not baseline:
+        return SpeedUp(None, None, None, "")
+    c_val = np.array([s.value for s in cell], float)
+    c_cen = np.array([s.censored for s in cell])
+    b_val = np.array([s.value for s in baseline], float)
+    b_cen = np.array([s.censored for s in baseline])
+    c_med, b_med = km_median(c_val.tolist(), c_cen.tolist()), km_median(b_val.tolist(), b_cen.tolist())
+    if c_med is None and b_med is None:
+        return SpeedUp(None, None, None, "")
+    bound = ">=" if b_med is None else ("<=" if c_med is None else "")
+    ratio = _median_value(b_val, b_cen) / _median_value(c_val, c_cen)
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(samples)
+    for i in range(samples):
+        ci = rng.integers(0, len(c_val), len(c_val))
+        bi = rng.integers(0, len(b_val), len(b_val))
+        ratios[i] = _median_value(b_val[bi], b_cen[bi]) / _median_value(c_val[ci], c_cen[ci])
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return SpeedUp(ratio, float(low), float(high), bound)
+
+
+def fmt_epochs(value: float | None, budget: int) -> str:
+    if value is None:
+        return f"> {budget}"
+    return f"{value:g}"
+
+
+def fmt_cell(summary: CellSummary) -> str:
+    """'median [min–max] k/n', e.g. '3 [2–>8] 2/3'; a censored extreme shows as '>budget'."""
+    high = f">{summary.high}" if summary.high_censored else f"{summary.high}"
+    if summary.reached == 0:
+        spread = f"[{high}]"
+    elif high == f"{summary.low}":
+        spread = f"[{summary.low}]"
+    else:
+        spread = f"[{summary.low}–{high}]"
+    return f"{fmt_epochs(summary.median, summary.budget)} {spread} {summary.reached}/{summary.seeds}"
+
+
+def fmt_speed_up(s: SpeedUp) -> str:
+    if s.ratio is None:
+        return "—"
+    prefix = {">=": "≥ ", "<=": "≤ "}.get(s.bound, "")
+    return f"{prefix}{s.ratio:.2f}× [{s.low:.2f}–{s.high:.2f}]"
+
+
+def is_finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def median_ci(seeds: Sequence[SeedETT], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap 95% CI of a cell's median epochs-to-target (undefined medians at the budget)."""
+    values = np.array([s.value for s in seeds], float)
+    flags = np.array([s.censored for s in seeds])
+    rng = np.random.default_rng(seed)
+    draws = [_median_value(values[i], flags[i])
+             for i in (rng.integers(0, len(values), len(values)) for _ in range(samples))]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)

@@ -1,0 +1,92 @@
+"""Regression gate: compare a suite's cells and verdicts with a committed baseline file.
+
+Baseline format (JSON, `report/baselines/nightly.json`; written by `python -m report baseline ...`):
+    {"format": 1, "suite": "nightly",
+     "tolerance": {"epochs": 1, "relative": 0.2},
+     "cells":    {"<task>/<optimizer>/<schedule>": {"median": 3.0 | null, "budget": 8, "reached": 3, "seeds": 3}},
+     "verdicts": {"<claim id>": "reproduced" | "partly" | "not reproduced" | "not run"}}
+`median` is the censoring-aware median epochs-to-target (null: undefined, fewer than half reached).
+
+Tolerance: a cell fails when its median worsens by more than max(tolerance.epochs, tolerance.relative ×
+baseline median) epochs — by default max(1 epoch, 20%) — or becomes undefined, or disappears. A claim
+fails when its verdict drops (reproduced > partly > not reproduced > not run). Improvements never fail;
+a baseline cell with an undefined median cannot regress on epochs.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .analysis import Analysis
+from .claims import VERDICTS, claim_rows
+
+FORMAT = 1
+DEFAULT_TOLERANCE = {"epochs": 1.0, "relative": 0.2}
+
+
+@dataclass
+class GateResult:
+    failures: list[str]
+    checked: int
+    notes: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def snapshot(analysis: Analysis, tolerance: dict | None = None) -> dict:
+    """The baseline document of the analysed suite as it stands."""
+    cells = {c.key: {"median": c.summary.median, "budget": c.summary.budget, "reached": c.summary.reached,
+                     "seeds": c.summary.seeds} for c in analysis.cells.values()}
+    verdicts = {r.claim["id"]: r.verdict for r in claim_rows(analysis)}
+    return {"format": FORMAT, "suite": analysis.records.suite, "tolerance": tolerance or DEFAULT_TOLERANCE,
+            "cells": dict(sorted(cells.items())), "verdicts": verdicts}
+
+
+def load_baseline(path: Path) -> dict:
+    data = json.loads(Path(path).read_text())
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{path}: baseline format {data.get('format')!r}, expected {FORMAT}")
+    return data
+
+
+def allowed_epochs(base_median: float, tolerance: dict) -> float:
+    """The largest median that still passes against a baseline median."""
+    return base_median + max(float(tolerance["epochs"]), float(tolerance["relative"]) * base_median)
+
+
+def _check_cell(key: str, base: dict, now: dict | None, tolerance: dict) -> str | None:
+    if now is None:
+        return f"{key}: in the baseline, no counted run now"
+    if base.get("median") is None:
+        return None  # the baseline never reached the target: nothing to regress from
+    limit = allowed_epochs(float(base["median"]), tolerance)
+    if now["median"] is None:
+        return (f"{key}: median epochs-to-target now undefined (> {now['budget']}, {now['reached']}/"
+                f"{now['seeds']} reached); baseline {base['median']:g}")
+    if now["median"] > limit + 1e-9:
+        return f"{key}: median epochs-to-target {now['median']:g}, baseline {base['median']:g} (allowed ≤ {limit:g})"
+    return None
+
+
+def check(analysis: Analysis, baseline: dict) -> GateResult:
+    tolerance = {**DEFAULT_TOLERANCE, **(baseline.get("tolerance") or {})}
+    current = snapshot(analysis, tolerance)
+    failures, notes = [], []
+    for key, base in sorted(baseline.get("cells", {}).items()):
+        failure = _check_cell(key, base, current["cells"].get(key), tolerance)
+        if failure:
+            failures.append(failure)
+    for claim, verdict in sorted(baseline.get("verdicts", {}).items()):
+        now = current["verdicts"].get(claim, "not run")
+        if VERDICTS.index(now) < VERDICTS.index(verdict):
+            failures.append(f"claim {claim}: verdict dropped from {verdict!r} to {now!r}")
+    if not baseline.get("cells") and not baseline.get("verdicts"):
+        notes.append("the baseline holds no cell and no verdict: nothing compared (write one with "
+                     "`python -m report baseline suite=... out=...`)")
+    new = sorted(set(current["cells"]) - set(baseline.get("cells", {})))
+    if new:
+        notes.append(f"{len(new)} cell(s) not in the baseline, not checked: {', '.join(new)}")
+    return GateResult(failures, len(baseline.get("cells", {})) + len(baseline.get("verdicts", {})), notes)

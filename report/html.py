@@ -1,0 +1,65 @@
+"""Render the one-file HTML page (jinja2, autoescaped) and write it with its CSV / Markdown tables."""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from results.records import write_text_atomic
+
+from .analysis import Analysis
+from .plots import Figure
+from .tables import Table
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def environment_summary(analysis: Analysis) -> dict[str, str]:
+    """Each environment field over the counted runs: its distinct values, most common first."""
+    runs = analysis.records.runs
+    fields = {"device": "env_device", "device name": "env_device_name", "torch": "env_torch",
+              "CUDA": "env_cuda", "git SHA": "env_git_sha", "host": "env_host"}
+    summary = {}
+    for label, column in fields.items():
+        values = Counter(str(v) for v in runs[column].dropna()) if column in runs else Counter()
+        summary[label] = ", ".join(f"{v} ({n})" if len(values) > 1 else v for v, n in values.most_common()) or "—"
+    kinds = {str(v).split(":")[0] for v in runs.get("env_device", [])}
+    summary["hardware"] = " + ".join(sorted(k.upper() for k in kinds)) or "—"
+    return summary
+
+
+def run_counts(analysis: Analysis) -> dict[str, int]:
+    records = analysis.records
+    counts = {"run directories": records.total_dirs, "counted": len(records.runs)}
+    counts.update({f"counted {k}": int(v) for k, v in records.runs["status"].value_counts().items()})
+    counts.update({f"not counted: {k}": v for k, v in Counter(p.kind for p in records.problems).items()})
+    counts["tasks"] = len(analysis.tasks)
+    counts["seeds (max per cell)"] = max((c.summary.seeds for c in analysis.cells.values()), default=0)
+    return counts
+
+
+def _env() -> Environment:
+    # Autoescape everything: task names, errors and paths come from configs and records (untrusted text).
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render(analysis: Analysis, tables: list[Table], figures: list[Figure], built: dt.datetime | None = None) -> str:
+    built = built or dt.datetime.now(dt.timezone.utc)
+    by_name = {t.name: t for t in tables}
+    return _env().get_template("index.html.j2").render(
+        suite=analysis.records.suite, built=built.isoformat(timespec="seconds"),
+        env=environment_summary(analysis), counts=run_counts(analysis),
+        claims=by_name["claims"], tables=[t for t in tables if t.name not in ("claims", "excluded_runs",
+                                                                            "seeds")],
+        seeds=by_name["seeds"], problems=by_name["excluded_runs"], tasks=analysis.tasks,
+        targets=analysis.targets, max_epochs=analysis.max_epochs, figures=figures,
+        has_runs=not analysis.records.runs.empty)
+
+
+def write_page(html: str, out_dir: Path) -> Path:
+    path = out_dir / "index.html"
+    write_text_atomic(path, html)
+    return path

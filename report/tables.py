@@ -1,0 +1,152 @@
+"""Every table of the report as a DataFrame of display strings, plus CSV and Markdown export."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .analysis import BASELINE, Analysis, mean_std
+from .claims import claim_rows, rule_text, twin_label
+from .ett import fmt_cell, fmt_speed_up
+
+
+@dataclass
+class Table:
+    name: str  # file stem of its CSV / Markdown export
+    title: str
+    note: str
+    frame: pd.DataFrame  # display strings; the index is the row label
+    links: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)  # (row, col) -> [(text, href)]
+    classes: dict[tuple[str, str], str] = field(default_factory=dict)  # (row, col) -> CSS class
+
+
+def _label(o: str, s: str) -> str:
+    return f"{o} · {s}"
+
+
+def _grid(analysis: Analysis, fill) -> pd.DataFrame:
+    """rows = tasks, columns = optimizer · schedule; `fill(cell)` gives the text ('' where no cell)."""
+    data = {}
+    for o, s in analysis.columns:
+        data[_label(o, s)] = [fill(c) if (c := analysis.cell(t, o, s)) else "" for t in analysis.tasks]
+    frame = pd.DataFrame(data, index=[str(t) for t in analysis.tasks])
+    frame.index.name = "task"
+    return frame
+
+
+def _run_links(analysis: Analysis, out_dir: Path) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    links = {}
+    for cell in analysis.cells.values():
+        links[(cell.task, _label(cell.optimizer, cell.schedule))] = [
+            (p.name, Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix() + "/")
+            for p in cell.run_paths]
+    return links
+
+
+def ett_table(analysis: Analysis, out_dir: Path) -> Table:
+    note = ("Median epochs-to-target over seeds (Kaplan–Meier: a seed that missed counts as censored at its "
+            "budget; '> N' when fewer than half reached), [min–max] ('>N': a miss), k/n seeds that reached. "
+            "1cycle cells: the smallest probed budget whose run met the target at its end.")
+    return Table("epochs_to_target", "Epochs to target", note, _grid(analysis, lambda c: fmt_cell(c.summary)),
+                 links=_run_links(analysis, out_dir))
+
+
+def probes_table(analysis: Analysis) -> Table:
+    return Table("probes", "Runs per cell", "Runs (budgets probed × seeds) behind each cell.",
+                 _grid(analysis, lambda c: f"{c.summary.probes} runs / {c.summary.seeds} seeds"))
+
+
+def speedup_table(analysis: Analysis) -> Table:
+    note = (f"Median epochs-to-target of {' + '.join(BASELINE)} over the cell's (> 1: fewer epochs), with a "
+            "bootstrap 95% CI over seeds. '≥': the baseline's median is censored, a lower bound; '≤': the "
+            "cell's is.")
+    frame = _grid(analysis, lambda c: fmt_speed_up(c.speed_up) if c.speed_up else "no baseline")
+    classes = {}
+    for cell in analysis.cells.values():
+        sp = cell.speed_up
+        if sp and sp.low is not None and sp.ratio is not None:
+            cls = "good" if sp.low > 1 and sp.bound != "<=" else ("bad" if sp.high < 1 and sp.bound != ">=" else "")
+            classes[(cell.task, _label(cell.optimizer, cell.schedule))] = cls
+    return Table("speed_up", "Speed-up against SGD + reference", note, frame, classes=classes)
+
+
+def _fmt_mean_std(values: list[float]) -> str:
+    ms = mean_std(values)
+    return "" if ms is None else f"{ms[0]:.4g} ± {ms[1]:.2g} (n={len(values)})"
+
+
+def metric_table(analysis: Analysis, which: str) -> Table:
+    frame = _grid(analysis, lambda c: _fmt_mean_std(getattr(c, which)))
+    frame.index = [f"{t} ({analysis.targets[t].metric})" for t in analysis.tasks]
+    frame.index.name = "task (metric)"
+    return Table(f"{which}_metric", f"{which.capitalize()} target metric",
+                 f"{which.capitalize()} value of each task's target metric in each seed's longest run, "
+                 "mean ± std over seeds.", frame)
+
+
+def claims_table(analysis: Analysis) -> Table:
+    rows = claim_rows(analysis)
+    frame = pd.DataFrame({
+        "claim": [f"{r.claim['title']}: {r.claim['text']}" for r in rows],
+        "blog": [r.claim["blog"] for r in rows],
+        "previous report": [r.claim["previous"] for r in rows],
+        "our measurement": [f"{twin_label(r)}. {r.measurement}" if r.task else r.measurement for r in rows],
+        "verdict": [r.verdict for r in rows],
+        "why": [r.reasons for r in rows],
+    }, index=[r.claim["id"] for r in rows])
+    frame.index.name = "id"
+    classes = {(r.claim["id"], "verdict"): "verdict-" + r.verdict.replace(" ", "-") for r in rows}
+    return Table("claims", "Claims", rule_text(), frame, classes=classes)
+
+
+def seeds_table(analysis: Analysis) -> Table:
+    rows = [{"task": c.task, "optimizer": c.optimizer, "schedule": c.schedule, "seed": seed,
+             "epochs_to_target": s.value, "censored": s.censored, "runs": s.probes,
+             "non_monotone": s.non_monotone}
+            for c in analysis.cells.values() for seed, s in c.seeds.items()]
+    frame = pd.DataFrame(rows, columns=["task", "optimizer", "schedule", "seed", "epochs_to_target",
+                                        "censored", "runs", "non_monotone"]).astype(str)
+    frame.index = [str(i + 1) for i in range(len(frame))]
+    frame.index.name = "#"
+    note = ("One row per seed. censored: the target was not reached; epochs_to_target is then the budget. "
+            "non_monotone: a larger 1cycle budget missed a target a smaller one met.")
+    return Table("seeds", "Per-seed epochs to target", note, frame)
+
+
+def problems_table(analysis: Analysis) -> Table:
+    problems = analysis.records.problems
+    frame = pd.DataFrame({"kind": [p.kind for p in problems], "detail": [p.detail for p in problems]},
+                         index=[p.path.name for p in problems])
+    frame.index.name = "run"
+    return Table("excluded_runs", "Runs not counted", "Corrupt, incomplete, failed or inconsistent records: "
+                 "listed here, left out of every number above.", frame)
+
+
+def all_tables(analysis: Analysis, out_dir: Path) -> list[Table]:
+    return [claims_table(analysis), ett_table(analysis, out_dir), speedup_table(analysis),
+            metric_table(analysis, "final"), metric_table(analysis, "best"), probes_table(analysis),
+            seeds_table(analysis), problems_table(analysis)]
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no tabulate dependency); pipes in values are escaped."""
+    def esc(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = [frame.index.name or ""] + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
+    for label, row in frame.iterrows():
+        lines.append("| " + " | ".join(esc(v) for v in [label, *row.tolist()]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def export(tables: list[Table], out_dir: Path) -> list[Path]:
+    written = []
+    for table in tables:
+        csv_path, md_path = out_dir / f"{table.name}.csv", out_dir / f"{table.name}.md"
+        table.frame.to_csv(csv_path)
+        md_path.write_text(f"### {table.title}\n\n{table.note}\n\n{to_markdown(table.frame)}")
+        written += [csv_path, md_path]
+    return written

@@ -1,0 +1,141 @@
+"""Epochs-to-target rules of the report: per seed, censoring-aware medians, speed-ups, formatting."""
+from __future__ import annotations
+
+import pytest
+
+from report.ett import (SeedETT, fmt_cell, fmt_speed_up, km_median, median_ci, seed_ett, speed_up,
+                        summarise_cell)
+from results.targets import Target, seed_epochs_to_target
+
+
+def free(ett, epochs=8, metrics=None, status="completed"):
+    return {"budget_free": True, "epochs": epochs, "epochs_done": epochs, "max_epochs": 8, "status": status,
+            "epochs_to_target": ett, "metrics": metrics or []}
+
+
+def probe(budget, met, final=None, status="completed"):
+    rows = [{"epoch": budget, "test_acc": final}] if final is not None else []
+    return {"budget_free": False, "epochs": budget, "max_epochs": 8, "status": status,
+            "target_met_at_end": met, "metrics": rows}
+
+
+def s(value, censored=False, budget=8):
+    return SeedETT(value, censored, 1, budget)
+
+
+# --- per seed -------------------------------------------------------------------------------------
+
+def test_budget_free_seed_uses_the_recorded_first_epoch():
+    assert seed_ett([free(5)]) == SeedETT(5, False, 1, 8)
+
+
+def test_budget_free_miss_is_censored_at_the_task_max_budget():
+    assert seed_ett([free(None, epochs=6)]) == SeedETT(8, True, 1, 8)
+
+
+def test_budget_free_seed_reads_its_longest_run():
+    assert seed_ett([free(3, epochs=4), free(5, epochs=8)]).value == 5
+
+
+def test_one_cycle_seed_is_the_smallest_budget_met_at_its_end():
+    runs = [probe(8, True), probe(2, False), probe(4, True)]  # order on disk is arbitrary
+    result = seed_ett(runs)
+    assert (result.value, result.censored, result.probes, result.non_monotone) == (4, False, 3, False)
+
+
+def test_one_cycle_seed_with_no_hit_is_censored_at_the_task_max_budget():
+    assert seed_ett([probe(2, False), probe(5, False)]) == SeedETT(8, True, 2, 8)
+
+
+def test_one_cycle_non_monotone_probes_are_flagged_not_hidden():
+    result = seed_ett([probe(2, True), probe(4, False), probe(8, True)])
+    assert result.value == 2 and result.non_monotone
+
+
+def test_diverged_runs_are_misses():
+    assert seed_ett([probe(2, False, status="diverged")]) == SeedETT(8, True, 1, 8)
+    assert seed_ett([free(None, status="diverged")]) == SeedETT(8, True, 1, 8)
+    assert seed_ett([probe(2, False, status="diverged"), probe(4, True)]).value == 4
+
+
+def test_agrees_with_the_shared_definition():
+    runs = [probe(2, False), probe(4, True), probe(8, True)]
+    shared = seed_epochs_to_target(runs)
+    assert (seed_ett(runs).value, seed_ett(runs).probes) == (shared.epochs, shared.probes)
+
+
+def test_moved_target_recomputes_budget_free_from_metrics():
+    rows = [{"epoch": e, "test_acc": a} for e, a in enumerate([0.5, 0.8, 0.9, 0.95], start=1)]
+    run = free(3, epochs=4, metrics=rows)
+    assert seed_ett([run], Target("test_acc", 0.75)).value == 2
+    assert seed_ett([run], Target("test_acc", 0.9)).value == 3  # the recorded target: the recorded answer
+    assert seed_ett([run], Target("test_acc", 0.99)) == SeedETT(8, True, 1, 8)
+
+
+def test_moved_target_recomputes_probes_from_final_metric():
+    runs = [probe(2, False, final=0.85), probe(4, True, final=0.93), probe(8, True, final=0.97)]
+    assert seed_ett(runs, Target("test_acc", 0.8)).value == 2
+    assert seed_ett(runs, Target("test_acc", 0.95)).value == 8
+    assert seed_ett(runs, Target("test_acc", 0.99)).censored
+
+
+def test_no_runs_is_an_error():
+    with pytest.raises(ValueError):
+        seed_ett([])
+
+
+# --- censoring-aware median -----------------------------------------------------------------------
+
+def test_km_median_without_censoring_is_the_lower_median():
+    assert km_median([4, 2, 3], [False] * 3) == 3
+    assert km_median([2, 3, 4, 5], [False] * 4) == 3
+
+
+def test_km_median_is_undefined_when_half_or_more_missed_before_it():
+    assert km_median([2, 8, 8], [False, True, True]) is None
+    assert km_median([2, 3, 8], [False, False, True]) == 3
+
+
+def test_km_median_differs_from_dropping_misses():
+    # Dropping the two misses would give median 2.5 (of [2, 3]) and 2 (of [2]): optimistic.
+    assert km_median([2, 3, 8, 8], [False, False, True, True]) == 3
+    assert km_median([2, 8, 8], [False, True, True]) is None
+    # A seed censored early (a short run that missed) leaves the risk set rather than counting as a hit.
+    assert km_median([2, 4, 5, 6], [False, True, False, False]) == 5
+    assert km_median([2, 4, 5, 6], [False, False, False, False]) == 4
+
+
+def test_cell_summary_and_its_format():
+    summary = summarise_cell([s(2), s(3), s(8, censored=True)])
+    assert (summary.median, summary.low, summary.high, summary.reached, summary.seeds) == (3, 2, 8, 2, 3)
+    assert fmt_cell(summary) == "3 [2–>8] 2/3"
+    assert fmt_cell(summarise_cell([s(8, True), s(8, True), s(2)])) == "> 8 [2–>8] 1/3"
+    assert fmt_cell(summarise_cell([s(8, True)])) == "> 8 [>8] 0/1"
+    assert fmt_cell(summarise_cell([s(5), s(5)])) == "5 [5] 2/2"
+
+
+# --- speed-up ---------------------------------------------------------------------------------------
+
+def test_speed_up_ratio_of_medians_with_a_ci_around_it():
+    result = speed_up([s(2), s(2), s(3)], [s(6), s(6), s(7)])
+    assert result.ratio == pytest.approx(3.0)
+    assert result.bound == "" and 1 < result.low <= result.ratio <= result.high
+    assert result == speed_up([s(2), s(2), s(3)], [s(6), s(6), s(7)])  # seeded bootstrap: reproducible
+    assert fmt_speed_up(result).startswith("3.00× [")
+
+
+def test_censored_baseline_makes_the_speed_up_a_lower_bound():
+    result = speed_up([s(2), s(2)], [s(8, True), s(8, True)])
+    assert result.bound == ">=" and result.ratio == pytest.approx(4.0)
+    assert fmt_speed_up(result).startswith("≥ 4.00×")
+
+
+def test_censored_cell_makes_the_speed_up_an_upper_bound_and_both_censored_none():
+    assert speed_up([s(8, True)] * 2, [s(4), s(4)]).bound == "<="
+    assert speed_up([s(8, True)] * 2, [s(8, True)] * 2).ratio is None
+    assert fmt_speed_up(speed_up([s(8, True)], [s(8, True)])) == "—"
+
+
+def test_median_ci_brackets_the_values():
+    low, high = median_ci([s(2), s(3), s(4)])
+    assert 2 <= low <= 3 <= high <= 4

@@ -1,0 +1,70 @@
+"""Run records made for the report's tests (no training): helpers only, no test here.
+
+A run's test_acc climbs and first meets the target at epoch `reach_at` (budget-free schedules) or, for a
+1cycle probe, ends above the target exactly when its budget is at least `reach_at`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TARGET = 0.9
+TASK_EPOCHS = 8
+
+
+def _curve(epochs: int, reach_at: int | None, budget_free: bool) -> list[float]:
+    if budget_free:
+        return [TARGET + 0.02 if reach_at is not None and e >= reach_at else TARGET - 0.2 + 0.01 * e
+                for e in range(1, epochs + 1)]
+    met = reach_at is not None and epochs >= reach_at
+    return [TARGET - 0.3 + 0.02 * e for e in range(1, epochs)] + [TARGET + 0.01 if met else TARGET - 0.05]
+
+
+def write_run(results: Path, suite: str, run_id: str, *, task: str = "digits_resnet", optimizer: str = "sgd",
+              schedule: str = "reference", seed: int = 0, epochs: int = TASK_EPOCHS,
+              reach_at: int | None = None, status: str = "completed", **overrides) -> Path:
+    """One run directory with config.yaml, metrics.jsonl and status.json shaped as the engine writes them."""
+    budget_free = schedule == "reference"
+    path = results / "runs" / suite / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    accs = _curve(epochs, reach_at, budget_free)
+    rows = []
+    for epoch, acc in enumerate(accs, start=1):
+        lr = 0.1 if budget_free else 0.003 * (1 - abs(2 * epoch / epochs - 1)) + 1e-4
+        rows.append({"epoch": epoch, "step": 10 * epoch, "wall_s": 0.5 * epoch, "train_loss": 1.0 / epoch,
+                     "lr": lr, "momentum": 0.9, "test_acc": acc, "test_loss": 1 - acc,
+                     "lr_trace": [[epoch - 1.0, lr, 0.9], [epoch - 0.5, lr, 0.9]]})
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ett = next((r["epoch"] for r in rows if r["test_acc"] >= TARGET), None)
+    record = {
+        "run_id": run_id, "suite": suite, "task": task, "optimizer": optimizer, "schedule": schedule,
+        "schedule_kind": "step" if budget_free else "one_cycle", "seed": seed, "epochs": epochs,
+        "max_epochs": TASK_EPOCHS, "budget_free": budget_free, "lr": {"value": 0.1, "origin": "task.lr"},
+        "target": {"metric": "test_acc", "value": TARGET, "mode": "max"}, "status": status,
+        "epochs_done": len(rows), "epochs_to_target": ett, "target_met_at_end": accs[-1] >= TARGET,
+        "best": {"test_acc": max(accs)}, "final": {"test_acc": accs[-1]},
+        "environment": {"torch": "2.14.1", "cuda": None, "device": "cpu", "device_name": "cpu",
+                        "python": "3.11", "host": "test", "git_sha": "abc123", "command": "test"},
+        "started": "2026-01-01T00:00:00+00:00", "ended": "2026-01-01T00:01:00+00:00", "message": "",
+    }
+    record.update(overrides)
+    (path / "status.json").write_text(json.dumps(record, indent=2))
+    (path / "config.yaml").write_text(f"task:\n  name: {task}\nseed: {seed}\nepochs: {epochs}\n")
+    return path
+
+
+def write_cell(results: Path, suite: str, optimizer: str, schedule: str, reach: list[int | None],
+               task: str = "digits_resnet", budgets: tuple[int, ...] = (2, 4, 8)) -> None:
+    """A cell's runs: one per seed (reference) or one probe per budget per seed (one_cycle)."""
+    for seed, reach_at in enumerate(reach):
+        for budget in ((TASK_EPOCHS,) if schedule == "reference" else budgets):
+            write_run(results, suite, f"{task[:6]}-{optimizer}-{schedule}-s{seed}-b{budget}", task=task,
+                      optimizer=optimizer, schedule=schedule, seed=seed, epochs=budget, reach_at=reach_at)
+
+
+def write_suite(results: Path, suite: str = "mini", sgd_ref: list | None = None,
+                adamw_1c: list | None = None) -> Path:
+    """SGD + reference and AdamW + 1cycle on digits_resnet (the CIFAR claim's twin), 3 seeds each."""
+    write_cell(results, suite, "sgd", "reference", sgd_ref if sgd_ref is not None else [6, 6, 7])
+    write_cell(results, suite, "adamw", "one_cycle", adamw_1c if adamw_1c is not None else [2, 2, 4])
+    return results

@@ -1,0 +1,120 @@
+"""The nightly regression gate and the verdict rule, on records made for the purpose (CPU, no training)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from report.__main__ import main
+from report.analysis import analyse
+from report.claims import decide
+from report.ett import SeedETT, speed_up
+from report.gate import allowed_epochs, check, load_baseline, snapshot
+from report.load import load_suite
+from test_report_fixtures import write_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def analysed(tmp_path: Path, **cells):
+    return analyse(load_suite("nightly", write_suite(tmp_path, "nightly", **cells)))
+
+
+@pytest.fixture
+def baseline_file(tmp_path):
+    """Baseline: SGD + reference 6 epochs, AdamW + 1cycle 2 epochs, the CIFAR twin reproduced."""
+    doc = snapshot(analysed(tmp_path / "base"))
+    assert doc["cells"]["digits_resnet/adamw/one_cycle"]["median"] == 2
+    assert doc["verdicts"]["cifar10_wrn22"] == "reproduced"
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_tolerance_is_max_of_one_epoch_and_twenty_percent():
+    tol = {"epochs": 1, "relative": 0.2}
+    assert allowed_epochs(2, tol) == 3
+    assert allowed_epochs(10, tol) == 12
+    assert allowed_epochs(30, tol) == 36
+
+
+def test_unchanged_records_pass(tmp_path, baseline_file):
+    result = check(analysed(tmp_path / "now"), load_baseline(baseline_file))
+    assert result.ok and result.checked == 2 + 4
+
+
+def test_worsening_within_tolerance_passes(tmp_path, baseline_file):
+    # SGD + reference median 6 -> 7: within 6 + max(1, 1.2) = 7.2 epochs.
+    result = check(analysed(tmp_path / "now", sgd_ref=[7, 7, 7]), load_baseline(baseline_file))
+    assert result.ok, result.failures
+
+
+def test_worsening_beyond_tolerance_fails(tmp_path, baseline_file):
+    result = check(analysed(tmp_path / "now", adamw_1c=[4, 4, 2]), load_baseline(baseline_file))
+    assert not result.ok
+    assert any("digits_resnet/adamw/one_cycle" in f and "allowed ≤ 3" in f for f in result.failures)
+
+
+def test_a_verdict_drop_fails_even_when_cells_are_within_tolerance(tmp_path, baseline_file):
+    baseline = load_baseline(baseline_file)
+    baseline["cells"] = {}
+    now = analysed(tmp_path / "now", sgd_ref=[2, 2, 2], adamw_1c=[2, 2, 2])  # no speed-up any more
+    result = check(now, baseline)
+    assert result.failures == ["claim cifar10_wrn22: verdict dropped from 'reproduced' to 'partly'"]
+
+
+def test_missing_cell_and_undefined_median_fail(tmp_path, baseline_file):
+    now = analysed(tmp_path / "now", adamw_1c=[None, None, 2])
+    failures = check(now, load_baseline(baseline_file)).failures
+    assert any("now undefined" in f for f in failures)
+    baseline = load_baseline(baseline_file)
+    baseline["cells"]["digits_resnet/amsgrad/one_cycle"] = {"median": 3, "budget": 8, "reached": 3, "seeds": 3}
+    assert any("no counted run now" in f for f in check(analysed(tmp_path / "b"), baseline).failures)
+
+
+def test_cli_check_exit_codes(tmp_path, baseline_file, capsys):
+    write_suite(tmp_path / "good", "nightly")
+    assert main(["check", "suite=nightly", f"baseline={baseline_file}", f"results_dir={tmp_path / 'good'}"]) == 0
+    write_suite(tmp_path / "bad", "nightly", adamw_1c=[8, 8, 8])
+    assert main(["check", "suite=nightly", f"baseline={baseline_file}", f"results_dir={tmp_path / 'bad'}"]) == 1
+    assert "REGRESSION" in capsys.readouterr().out
+    assert main(["check", "suite=nightly", f"baseline={tmp_path / 'missing.json'}"]) == 2
+    assert main(["check", "suite=nightly"]) == 2
+
+
+def test_cli_baseline_writes_a_file_the_gate_reads(tmp_path):
+    write_suite(tmp_path, "nightly")
+    out = tmp_path / "b" / "nightly.json"
+    code = subprocess.run([sys.executable, "-m", "report", "baseline", "suite=nightly", f"out={out}",
+                           f"results_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert code.returncode == 0, code.stderr
+    assert load_baseline(out)["cells"]["digits_resnet/sgd/reference"]["median"] == 6
+
+
+def test_committed_nightly_baseline_is_valid():
+    doc = load_baseline(ROOT / "report" / "baselines" / "nightly.json")
+    assert doc["suite"] == "nightly" and set(doc["tolerance"]) == {"epochs", "relative"}
+
+
+# --- the verdict rule -----------------------------------------------------------------------------
+
+class FakeCell:
+    def __init__(self, values, base_values):
+        self.seeds = {i: SeedETT(8 if v is None else v, v is None, 1, 8) for i, v in enumerate(values)}
+        base = [SeedETT(8 if v is None else v, v is None, 1, 8) for v in base_values]
+        self.speed_up = speed_up(list(self.seeds.values()), base)
+
+
+@pytest.mark.parametrize("values, base, epochs, claimed, verdict", [
+    ([2, 2, 3], [6, 6, 7], 8, None, "reproduced"),           # twin: (A) and (B)
+    ([2, 2, 3], [6, 6, 7], 8, 5.0, "partly"),                # full task: 3x < claimed 5x
+    ([2, 2, 3], [None, None, None], 8, 3.0, "reproduced"),   # lower bound 4x >= 3x
+    ([2, 2, 3], [2, 2, 3], 8, None, "partly"),               # within budget, not faster
+    ([6, 7, 7], [7, 7, 8], 5, None, "not reproduced"),       # neither
+    ([2, None, None], [6, 6, 6], 8, None, "not reproduced"), # 1/3 within; median censored
+])
+def test_verdict_rule(values, base, epochs, claimed, verdict):
+    assert decide(FakeCell(values, base), epochs, 0.66, claimed)[0] == verdict
