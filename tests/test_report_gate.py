@@ -118,3 +118,18 @@ class FakeCell:
 ])
 def test_verdict_rule(values, base, epochs, claimed, verdict):
     assert decide(FakeCell(values, base), epochs, 0.66, claimed)[0] == verdict
+
+
+def test_nightly_workflow_runs_the_suite_gates_and_uploads():
+    import yaml
+
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "nightly-gpu.yml").read_text())
+    triggers = flow[True]  # YAML 1.1 reads the key `on` as True
+    assert triggers["schedule"][0]["cron"].count(" ") == 4
+    job = flow["jobs"]["nightly"]
+    assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert "make install" in runs and "make reproduce SUITE=nightly" in runs
+    assert any("report check suite=nightly baseline=report/baselines/nightly.json" in r for r in runs)
+    upload = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "always()" and "results/reports/nightly/" in upload["with"]["path"]
