@@ -4,7 +4,6 @@ Pure functions on plain data (numbers, dicts), so each rule is testable without 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -171,10 +170,6 @@ def fmt_speed_up(s: SpeedUp) -> str:
         return "—"
     prefix = {">=": "≥ ", "<=": "≤ "}.get(s.bound, "")
     return f"{prefix}{s.ratio:.2f}× [{s.low:.2f}–{s.high:.2f}]"
-
-
-def is_finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
 
 
 def median_ci(seeds: Sequence[SeedETT], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:

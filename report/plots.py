@@ -118,7 +118,7 @@ def sensitivity_plot(analysis: Analysis, task: str):
     """Median epochs-to-target as the target moves; undefined medians sit above the budget line."""
     values, curves = sensitivity(analysis, task)
     budget = analysis.max_epochs[task]
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    fig, ax = plt.subplots(figsize=(7.4, 3.4))
     for cell in analysis.task_cells(task):
         ys = [budget + 1 if m is None else m for m in curves[cell.label]]
         ax.plot(range(len(values)), ys, marker="o", markersize=3, **_style(cell))
@@ -130,7 +130,7 @@ def sensitivity_plot(analysis: Analysis, task: str):
                   rotation=30, ha="right")
     ax.set(xlabel=f"target {target.metric} ({'higher' if target.mode == 'max' else 'lower'} = harder →)",
            ylabel="median epochs to target", title=f"{task}: does the ranking hold as the target moves?")
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: the lines fill the axes
     return fig
 
 

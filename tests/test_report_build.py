@@ -12,7 +12,7 @@ import pytest
 import report
 from report.analysis import analyse
 from report.load import load_suite
-from test_report_fixtures import write_run, write_suite
+from test_report_fixtures import write_cell, write_run, write_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "<script>alert('x')</script>"
@@ -115,6 +115,24 @@ def test_analysis_counts_probes_per_cell(built):
     results, _ = built
     cell = analyse(load_suite("mini", results)).cell("digits_resnet", "adamw", "one_cycle")
     assert (cell.summary.probes, cell.summary.seeds) == (9, 3)
+
+
+def test_lower_is_better_twin_gets_its_verdict_and_plots(tmp_path):
+    """A perplexity task (mode min) — the WikiText-2 claims' twins — through the whole build."""
+    for optimizer, schedule, reach in (("sgd", "reference", [6, 7]), ("adamw", "one_cycle", [2, 2]),
+                                       ("adam_l2", "one_cycle", [4, None])):
+        write_cell(tmp_path, "mini", optimizer, schedule, reach, task="synth_awd_lstm", perplexity=True)
+    page = report.build("mini", str(tmp_path))
+    with open(page.parent / "epochs_to_target.csv") as fh:
+        row = next(csv.DictReader(fh))
+    assert (row["sgd · reference"], row["adam_l2 · one_cycle"]) == ("6 [6–7] 2/2", "4 [4–>8] 1/2")
+    claims = (page.parent / "claims.md").read_text()
+    awd = next(line for line in claims.splitlines() if line.startswith("| awd_lstm_wt2"))
+    assert "mini twin of claim awd_lstm_wt2" in awd and "| reproduced |" in awd
+    assert "as the blog's script ran it (adam_l2 + 1cycle): 4 [4–>8] 1/2" in awd
+    assert page.read_text().count("data:image/svg+xml;base64,") == 4
+    best = (page.parent / "best_metric.md").read_text()
+    assert "synth_awd_lstm (val_ppl)" in best and "108" in best  # 200 - 100 x 0.92
 
 
 def test_empty_suite_builds_a_page_saying_so(tmp_path):

@@ -22,27 +22,32 @@ def _curve(epochs: int, reach_at: int | None, budget_free: bool) -> list[float]:
 
 def write_run(results: Path, suite: str, run_id: str, *, task: str = "digits_resnet", optimizer: str = "sgd",
               schedule: str = "reference", seed: int = 0, epochs: int = TASK_EPOCHS,
-              reach_at: int | None = None, status: str = "completed", **overrides) -> Path:
-    """One run directory with config.yaml, metrics.jsonl and status.json shaped as the engine writes them."""
+              reach_at: int | None = None, status: str = "completed", perplexity: bool = False,
+              **overrides) -> Path:
+    """One run directory with config.yaml, metrics.jsonl and status.json shaped as the engine writes them.
+    `perplexity=True`: a lower-is-better val_ppl = 200 - 100 x accuracy, target 110 (mode min)."""
     budget_free = schedule == "reference"
     path = results / "runs" / suite / run_id
     path.mkdir(parents=True, exist_ok=True)
+    metric, target = ("val_ppl", 200 - 100 * TARGET) if perplexity else ("test_acc", TARGET)
     accs = _curve(epochs, reach_at, budget_free)
+    values = [200 - 100 * a for a in accs] if perplexity else accs
     rows = []
-    for epoch, acc in enumerate(accs, start=1):
+    for epoch, value in enumerate(values, start=1):
         lr = 0.1 if budget_free else 0.003 * (1 - abs(2 * epoch / epochs - 1)) + 1e-4
         rows.append({"epoch": epoch, "step": 10 * epoch, "wall_s": 0.5 * epoch, "train_loss": 1.0 / epoch,
-                     "lr": lr, "momentum": 0.9, "test_acc": acc, "test_loss": 1 - acc,
+                     "lr": lr, "momentum": 0.9, metric: value,
                      "lr_trace": [[epoch - 1.0, lr, 0.9], [epoch - 0.5, lr, 0.9]]})
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    ett = next((r["epoch"] for r in rows if r["test_acc"] >= TARGET), None)
+    ett = next((e for e, a in enumerate(accs, start=1) if a >= TARGET), None)
     record = {
         "run_id": run_id, "suite": suite, "task": task, "optimizer": optimizer, "schedule": schedule,
         "schedule_kind": "step" if budget_free else "one_cycle", "seed": seed, "epochs": epochs,
         "max_epochs": TASK_EPOCHS, "budget_free": budget_free, "lr": {"value": 0.1, "origin": "task.lr"},
-        "target": {"metric": "test_acc", "value": TARGET, "mode": "max"}, "status": status,
-        "epochs_done": len(rows), "epochs_to_target": ett, "target_met_at_end": accs[-1] >= TARGET,
-        "best": {"test_acc": max(accs)}, "final": {"test_acc": accs[-1]},
+        "target": {"metric": metric, "value": target, "mode": "min" if perplexity else "max"},
+        "status": status, "epochs_done": len(rows), "epochs_to_target": ett,
+        "target_met_at_end": accs[-1] >= TARGET,
+        "best": {metric: min(values) if perplexity else max(values)}, "final": {metric: values[-1]},
         "environment": {"torch": "2.14.1", "cuda": None, "device": "cpu", "device_name": "cpu",
                         "python": "3.11", "host": "test", "git_sha": "abc123", "command": "test"},
         "started": "2026-01-01T00:00:00+00:00", "ended": "2026-01-01T00:01:00+00:00", "message": "",
@@ -54,12 +59,13 @@ def write_run(results: Path, suite: str, run_id: str, *, task: str = "digits_res
 
 
 def write_cell(results: Path, suite: str, optimizer: str, schedule: str, reach: list[int | None],
-               task: str = "digits_resnet", budgets: tuple[int, ...] = (2, 4, 8)) -> None:
+               task: str = "digits_resnet", budgets: tuple[int, ...] = (2, 4, 8), **kwargs) -> None:
     """A cell's runs: one per seed (reference) or one probe per budget per seed (one_cycle)."""
     for seed, reach_at in enumerate(reach):
         for budget in ((TASK_EPOCHS,) if schedule == "reference" else budgets):
             write_run(results, suite, f"{task[:6]}-{optimizer}-{schedule}-s{seed}-b{budget}", task=task,
-                      optimizer=optimizer, schedule=schedule, seed=seed, epochs=budget, reach_at=reach_at)
+                      optimizer=optimizer, schedule=schedule, seed=seed, epochs=budget, reach_at=reach_at,
+                      **kwargs)
 
 
 def write_suite(results: Path, suite: str = "mini", sgd_ref: list | None = None,
