@@ -26,7 +26,8 @@ class Figure:
     task: str
     kind: str
     title: str
-    uri: str  # data:image/svg+xml;base64,...
+    uri: str  # data:image/svg+xml;base64,... ("" when the figure could not be drawn)
+    error: str = ""
 
 
 def _color(name: str) -> str:
@@ -139,8 +140,14 @@ PLOTS = (("curves", "Metric per epoch", metric_curves), ("ett", "Epochs to targe
 
 
 def all_figures(analysis: Analysis) -> list[Figure]:
+    """Every figure of every task. Odd values in a record cost that one figure (its error is shown in
+    its place), never the page."""
     figures = []
     for task in analysis.tasks:
         for kind, title, make in PLOTS:
-            figures.append(Figure(task, kind, title, to_uri(make(analysis, task))))
+            try:
+                figures.append(Figure(task, kind, title, to_uri(make(analysis, task))))
+            except Exception as exc:  # noqa: BLE001 — any plotting failure is reported on the page
+                plt.close("all")
+                figures.append(Figure(task, kind, title, "", f"{type(exc).__name__}: {exc}"))
     return figures

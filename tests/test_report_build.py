@@ -135,6 +135,18 @@ def test_lower_is_better_twin_gets_its_verdict_and_plots(tmp_path):
     assert "synth_awd_lstm (val_ppl)" in best and "108" in best  # 200 - 100 x 0.92
 
 
+def test_a_figure_that_cannot_be_drawn_costs_that_figure_not_the_page(tmp_path):
+    write_suite(tmp_path)
+    run = tmp_path / "runs" / "mini" / "digits-sgd-reference-s0-b8"  # the run the LR plot reads
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["lr_trace"] = [["not", "a", "number"]]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    html = report.build("mini", str(tmp_path)).read_text()
+    assert "LR and momentum applied: could not be drawn (ValueError" in html
+    assert html.count("data:image/svg+xml;base64,") == 3
+
+
 def test_empty_suite_builds_a_page_saying_so(tmp_path):
     page = report.build("nothing", str(tmp_path))
     html = page.read_text()
