@@ -1,0 +1,196 @@
+"""The two vision claims as engine tasks: `cifar10_wrn22` and `cars_resnet50`.
+
+Both keep their data on the task's device as uint8 and augment per batch there (see resident.py and
+side_on.py); toy-size keys (`subset`, `widen`, `arch`, `image_size`, ...) shrink the same classes and
+loaders for tests, never a separate fake path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from runners.config import TaskConf
+from runners.errors import UserError
+
+from ..base import Task
+from .cars import LAYOUTS, load_cars
+from .cifar import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
+from .paths import cache_root, data_root
+from .resident import (PAD_MODES, CropFlip, ResidentImages, accuracy_and_loss, draw_crop_flip,
+                       mean_probabilities, plain_draws)
+from .resnet_head import freeze_frozen_norm_stats, torchvision_body_head
+from .side_on import CachedImages, SideOn, ViewBatches, centre_view, draw_side_on
+from .wrn import WideResNet
+
+TTA_MODES = ("off", "flip", "fastai")
+TTA_AUGMENTED = 4  # fastai 0.7 Learner.TTA(n_aug=4): the plain view averaged with 4 augmented ones
+TTA_SEED = 20180702  # augmented TTA views are the same at every evaluation
+
+
+def check_choice(key: str, value: str, choices) -> None:
+    if value not in choices:
+        raise UserError(f"task.{key} must be one of {list(choices)}, got {value!r}")
+
+
+class ViewClassification(Task):
+    """Evaluation shared by the vision tasks: accuracy/loss of the plain view and, with `tta`, of
+    softmax probabilities averaged over the plain view and flipped (`flip`) or 4 train-augmented
+    (`fastai`, as the blog's learn.TTA()) views."""
+
+    def __init__(self, tta: str):
+        check_choice("tta", tta, TTA_MODES)
+        self.tta = tta
+        self.metrics = ("test_acc", "test_loss") + (("test_acc_tta", "test_loss_tta") if tta != "off" else ())
+
+    # Subclasses give the test views (sized iterables of (x, y) in one fixed image order) and labels.
+    def plain_view(self, flip: bool = False): raise NotImplementedError
+
+    def augmented_view(self, generator: torch.Generator): raise NotImplementedError
+
+    test_labels: torch.Tensor
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x), y)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        probs = mean_probabilities(model, [self.plain_view()])
+        acc, loss = accuracy_and_loss(probs, self.test_labels)
+        out = {"test_acc": acc, "test_loss": loss}
+        if self.tta == "off":
+            return out
+        if self.tta == "flip":
+            extra = [self.plain_view(flip=True)]
+        else:
+            generator = torch.Generator().manual_seed(TTA_SEED)
+            extra = [self.augmented_view(generator) for _ in range(TTA_AUGMENTED)]
+        averaged = (probs + mean_probabilities(model, extra) * len(extra)) / (1 + len(extra))
+        out["test_acc_tta"], out["test_loss_tta"] = accuracy_and_loss(averaged, self.test_labels)
+        return out
+
+
+class ResidentCropFlipTask(ViewClassification):
+    """Train/test uint8 tensors resident on the device; crop/flip augmentation per batch."""
+
+    def __init__(self, train: ResidentImages, test: ResidentImages, aug: CropFlip, batch_size: int,
+                 eval_batch_size: int, tta: str):
+        super().__init__(tta)
+        self.train, self.test, self.aug = train, test, aug
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.test_labels = test.labels
+
+    def train_batches(self, epoch: int, generator: torch.Generator):
+        return self.train.train_epoch(self.batch_size, self.aug, generator)
+
+    def plain_view(self, flip: bool = False):
+        return self.test.batches(plain_draws(len(self.test), self.aug.pad, flip), self.eval_batch_size, self.aug)
+
+    def augmented_view(self, generator: torch.Generator):
+        draws = draw_crop_flip(torch.arange(len(self.test)), self.aug, generator)
+        return self.test.batches(draws, self.eval_batch_size, self.aug)
+
+
+@dataclass
+class Cifar10WRNConf(TaskConf):
+    data_dir: Optional[str] = None  # None: $ONECYCLE_DATA, else ./data
+    download: bool = True  # let torchvision fetch CIFAR-10 when it is missing and the network allows
+    verify_md5: bool = True
+    subset: Optional[int] = None  # keep the first n images of each split (toy-size runs)
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    pad: int = 4
+    pad_mode: str = "reflect"
+    flip: bool = True
+    tta: str = "off"  # off | flip | fastai
+    groups: int = 3
+    blocks_per_group: int = 3
+    widen: int = 6
+    start_width: int = 16
+    drop: float = 0.0
+
+
+class Cifar10WRN(ResidentCropFlipTask):
+    def __init__(self, cfg, device="cpu"):
+        self.cfg = cfg
+        check_choice("pad_mode", cfg.pad_mode, PAD_MODES)
+        x_tr, y_tr, x_te, y_te = load_cifar10(data_root(cfg.data_dir), cfg.download, cfg.verify_md5, cfg.subset)
+        super().__init__(ResidentImages(x_tr, y_tr, CIFAR10_MEAN, CIFAR10_STD, device),
+                         ResidentImages(x_te, y_te, CIFAR10_MEAN, CIFAR10_STD, device),
+                         CropFlip(cfg.pad, cfg.flip, cfg.pad_mode), cfg.batch_size, cfg.eval_batch_size,
+                         cfg.tta)
+
+    def build_model(self) -> nn.Module:
+        c = self.cfg
+        return WideResNet(c.groups, c.blocks_per_group, c.widen, classes=10, start_width=c.start_width,
+                          drop=c.drop)
+
+
+@dataclass
+class CarsResNet50Conf(TaskConf):
+    data_dir: Optional[str] = None  # None: $ONECYCLE_DATA, else ./data
+    layout: str = "auto"  # auto | torchvision | imagefolder | parquet (see suites/vision/cars.py)
+    cache_dir: Optional[str] = None  # None: <$ONECYCLE_RESULTS or results>/cache
+    cache_hw: List[int] = field(default_factory=lambda: [256, 384])  # decoded cache, H x W
+    subset: Optional[int] = None  # keep the first n images of each split (toy-size runs)
+    classes: int = 196
+    image_size: int = 224
+    max_zoom: float = 1.05
+    max_rotate: float = 10.0
+    lighting: float = 0.05
+    flip: bool = True
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    tta: str = "off"  # off | flip | fastai
+    arch: str = "resnet50"  # any torchvision ResNet (resnet18 for toy runs)
+    pretrained: bool = True
+    weights: str = "IMAGENET1K_V1"
+    weights_path: Optional[str] = None  # None: <torch.hub.get_dir()>/checkpoints/<file>
+    download: bool = True  # fetch the weights when missing and the network allows
+    head_hidden: int = 512
+    head_dropout: List[float] = field(default_factory=lambda: [0.25, 0.5])
+    frozen_bn_eval: bool = True  # fastai 0.7: BatchNorm of frozen groups keeps its running stats
+
+
+class CarsResNet50(ViewClassification):
+    def __init__(self, cfg, device="cpu"):
+        self.cfg, self.device = cfg, torch.device(device)
+        check_choice("layout", cfg.layout, LAYOUTS)
+        super().__init__(cfg.tta)
+        splits = load_cars(data_root(cfg.data_dir), cfg.layout, tuple(cfg.cache_hw), cache_root(cfg.cache_dir),
+                           self.device, cfg.subset)
+        self.train, self.test = (CachedImages(*splits[k], self.device) for k in ("train", "test"))
+        top = int(max(self.train.labels.max(), self.test.labels.max()))
+        if top >= cfg.classes:
+            raise UserError(f"Stanford Cars labels reach {top}, but task.classes={cfg.classes}")
+        self.test_labels = self.test.labels
+        self.aug = SideOn(cfg.image_size, cfg.max_zoom, max_rotate=cfg.max_rotate, lighting=cfg.lighting,
+                          flip=cfg.flip)
+
+    def build_model(self) -> nn.Module:
+        c = self.cfg
+        return torchvision_body_head(c.arch, c.classes, c.pretrained, c.weights, c.weights_path, c.download,
+                                     c.head_hidden, tuple(c.head_dropout))
+
+    def train_batches(self, epoch: int, generator: torch.Generator):
+        order = torch.randperm(len(self.train), generator=generator)
+        return ViewBatches(self.train, order, draw_side_on(len(order), self.aug, generator),
+                           self.cfg.batch_size, self.cfg.image_size)
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        if self.cfg.frozen_bn_eval:
+            freeze_frozen_norm_stats(model)
+        return super().loss(model, batch)
+
+    def plain_view(self, flip: bool = False):
+        n = len(self.test)
+        return ViewBatches(self.test, torch.arange(n), centre_view(n, flip), self.cfg.eval_batch_size,
+                           self.cfg.image_size)
+
+    def augmented_view(self, generator: torch.Generator):
+        n = len(self.test)
+        return ViewBatches(self.test, torch.arange(n), draw_side_on(n, self.aug, generator),
+                           self.cfg.eval_batch_size, self.cfg.image_size)
