@@ -35,10 +35,10 @@ report: $(STAMP) ## Build the HTML report of a suite from its records (SUITE=min
 	$(BIN)/python -m report suite=$(or $(SUITE),mini) $(ARGS)
 
 bench: $(STAMP) ## Measure the suite's hot paths; writes results/bench/bench.json
-	$(BIN)/python -m runners.bench $(ARGS)
+	$(BIN)/python -m bench $(ARGS)
 
 gpu-check: $(STAMP) ## Full-size synthetic-data throughput check on CUDA (< 8 minutes)
-	$(BIN)/python -m runners.bench --gpu-check $(ARGS)
+	$(BIN)/python -m bench --gpu-check $(ARGS)
 
 clean: ## Remove the venv, caches and run data (keeps nothing under results/runs)
 	rm -rf $(VENV) .pytest_cache results/runs results/reports results/bench results/cache outputs multirun

@@ -1,0 +1,59 @@
+"""`python -m bench [--repeats N] [--gpu-check]`: run every section, print a table, write JSON."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+from pathlib import Path
+
+from .timing import machine
+
+SECTIONS = ("engine", "vision", "recurrent")  # bench/<name>.py, each with run(repeats) -> dict
+OUT = Path("results/bench/bench.json")
+
+
+def flatten(prefix: str, value, rows: list) -> None:
+    """Rows of (figure, value, goal) for the printed table: ratios and single values."""
+    if isinstance(value, dict) and ("ratio" in value or "value" in value):
+        figure = value.get("ratio", value.get("value"))
+        spread = (f" [{value['ratio_min']:.3f}-{value['ratio_max']:.3f}]" if "ratio_min" in value else "")
+        rows.append((prefix, f"{figure:.3f}{spread}" if isinstance(figure, float) else str(figure),
+                     value.get("goal", "")))
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            flatten(f"{prefix}.{key}" if prefix else key, sub, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--gpu-check", action="store_true", help="full-size CUDA throughput check")
+    parser.add_argument("--only", nargs="*", default=SECTIONS, help="sections to run")
+    args = parser.parse_args()
+    if args.gpu_check:
+        from .gpu_check import main as gpu_main
+
+        return gpu_main()
+    report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine(), "sections": {}}
+    for name in args.only:
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError as exc:
+            report["sections"][name] = {"skipped": f"not available ({exc})"}
+            continue
+        report["sections"][name] = module.run(repeats=args.repeats)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    rows: list = []
+    flatten("", report["sections"], rows)
+    width = max((len(r[0]) for r in rows), default=10)
+    print(f"machine: {report['machine']}")
+    for figure, value, goal in rows:
+        print(f"  {figure:<{width}}  {value:>24}  goal {goal}")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Engine overhead: epochs of the suite's loop (schedule per batch, decay, records, checkpoints,
+hooks) vs a bare hand-written PyTorch loop doing the same training and evaluation."""
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from results.targets import Target
+from runners.engine import Settings, fit
+from runners.run import RunFiles
+from suites.digits import DigitsResNet
+
+from .timing import compare
+
+EPOCHS = 3
+TASK = OmegaConf.create({"test_size": 500, "split_seed": 0, "batch_size": 64, "shift": 1,
+                         "width": 32, "blocks": 2})
+ADAMW = {"_target_": "torch.optim.Adam", "weight_decay": 0.01, "wd_mode": "decoupled",
+         "kwargs": {"betas": [0.9, 0.99]}}
+
+
+def engine_run(task) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        files = RunFiles(Path(tmp))
+        fit(task, Target("test_acc", 2.0), ADAMW, 3e-3, {"kind": "one_cycle"}, [],
+            Settings(epochs=EPOCHS, progress=False), files)
+
+
+def bare_run(task) -> None:
+    torch.manual_seed(0)
+    model = task.build_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.99), weight_decay=0.01)
+    for epoch in range(EPOCHS):
+        model.train()
+        for x, y in task.train_batches(epoch, torch.Generator().manual_seed(epoch)):
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        model.eval()
+        with torch.no_grad():
+            task.evaluate(model)
+
+
+def peak_memory_of_one_mini_run() -> float:
+    """Peak resident memory (GiB) of a whole `python -m runners.train` digits run, in a child."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "runners.train", "progress=false", f"results_dir={tmp}"],
+                       check=True, capture_output=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB -> GiB
+
+
+def run(repeats: int = 5) -> dict:
+    task = DigitsResNet(TASK, "cpu")
+    overhead = compare(lambda: engine_run(task), lambda: bare_run(task), repeats)
+    return {"engine_overhead": {**overhead, "goal": "<= 1.03",
+                                "work": f"digits_resnet, {EPOCHS} epochs + eval each, CPU"},
+            "mini_run_peak_gib": {"value": peak_memory_of_one_mini_run(), "goal": "<= 2"}}
