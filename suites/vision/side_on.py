@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -114,7 +115,8 @@ class CachedImages:
     """The decoded cache of one split on the device: images, labels, aspect ratios."""
 
     def __init__(self, images, labels, aspect, device: torch.device):
-        self.images = torch.as_tensor(images).to(device)
+        # np.array: the cache is a read-only memmap; copy it into memory once, then to the device.
+        self.images = torch.from_numpy(np.array(images)).to(device)
         self.labels = torch.as_tensor(labels, dtype=torch.long).to(device)
         self.aspect = torch.as_tensor(aspect, dtype=torch.float32)  # stays on the CPU with the draws
 
