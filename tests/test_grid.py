@@ -1,0 +1,141 @@
+"""The grid end to end on a reduced mini suite (digits_resnet, 1 seed, 2 optimizers x 2 schedules, tiny
+net and budget): basic, joblib and submitit-local launchers, plan mode, bad input, SIGKILL + rerun."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from results import records
+from results.targets import seed_epochs_to_target
+
+ROOT = Path(__file__).resolve().parents[1]
+REDUCED = ["suite=mini", "task=digits_resnet", "optimizer=adamw,sgd", "schedule=one_cycle,reference",
+           "seed=0", "task.width=8", "task.blocks=1", "task.epochs=2", "task.target.value=0.3",
+           "task.test_size=1000"]
+
+
+def grid(results: Path, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runners.grid", *REDUCED, f"results_dir={results}", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def cell_records(results: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((results / "grids/mini/cells").glob("*.json"))]
+
+
+def check_complete(results: Path) -> list[dict]:
+    """Every cell has a record, every probe a final run with whole metrics, and no run is orphaned."""
+    cells = cell_records(results)
+    assert sorted(c["cell"] for c in cells) == sorted(
+        f"digits_resnet/{o}/{s}/seed0" for o in ("adamw", "sgd") for s in ("one_cycle", "reference"))
+    referenced = set()
+    for cell in cells:
+        assert cell["status"] == "ok", cell["error"]
+        assert cell["lr"]["origin"] == f"task.lr[{cell['optimizer']}]"
+        statuses = []
+        for probe in cell["probes"]:
+            run = records.load_run(results / "runs/mini" / probe["run_id"])
+            assert run.status["status"] in records.FINAL_STATUSES
+            assert run.status["epochs"] == probe["budget"]
+            assert [r["epoch"] for r in run.metrics] == list(range(1, run.status["epochs_done"] + 1))
+            statuses.append(run.status)
+            referenced.add(probe["run_id"])
+        completed = [s for s in statuses if s["status"] == "completed"]
+        assert cell["epochs_to_target"] == seed_epochs_to_target(completed).epochs
+        if cell["budget_free"]:
+            assert [p["budget"] for p in cell["probes"]] == [2]
+        else:
+            assert [p["budget"] for p in cell["probes"]][:1] == [1]
+    run_dirs = {p.name for p in (results / "runs/mini").iterdir()}
+    assert run_dirs == referenced, "no duplicate, stray or moved-aside run directory"
+    return cells
+
+
+def test_basic_launcher_then_rerun_trains_nothing_and_plan_says_done(tmp_path):
+    out = grid(tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "summary of suite mini" in out.stdout and "failures: 0" in out.stdout
+    cells = check_complete(tmp_path)
+    assert sum(c["runs_trained"] for c in cells) == sum(len(c["probes"]) for c in cells)
+
+    again = grid(tmp_path)
+    assert again.returncode == 0 and "trained or resumed this time: 0" in again.stdout
+    def without_action(cells):
+        return [[{k: v for k, v in p.items() if k != "action"} for p in c["probes"]] for c in cells]
+
+    again_cells = cell_records(tmp_path)
+    assert without_action(again_cells) == without_action(cells)
+    assert {p["action"] for c in again_cells for p in c["probes"]} == {"cached"}
+
+    plan = grid(tmp_path, "plan=true")
+    assert plan.returncode == 0 and " 0 to resume, 0 to do" in plan.stdout and "~0 epochs left" in plan.stdout
+
+
+@pytest.mark.parametrize("launcher", ["local_parallel", "submitit_local"])
+def test_parallel_launchers_produce_complete_records(tmp_path, launcher):
+    args = [f"hydra/launcher={launcher}"]
+    if launcher == "submitit_local":
+        args += ["hydra.launcher.timeout_min=10"]
+    out = grid(tmp_path, *args)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    check_complete(tmp_path)
+
+
+def test_sigkill_mid_grid_then_rerun_completes_every_run_once(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "runners.grid", *REDUCED, f"results_dir={tmp_path}"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    try:  # kill once a run has recorded an epoch but not finished: an interrupted run to resume
+        while time.time() < deadline and proc.poll() is None:
+            running = [p for p in (tmp_path / "runs/mini").glob("*/status.json")
+                       if json.loads(p.read_text() or "{}").get("status") == "running"
+                       and (p.parent / "metrics.jsonl").exists()]
+            done = list((tmp_path / "grids/mini/cells").glob("*.json"))
+            if running and done:
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the grid finished before it could be killed"
+    interrupted = [p.parent for p in (tmp_path / "runs/mini").glob("*/status.json")
+                   if json.loads(p.read_text())["status"] == "running"]
+    assert interrupted
+
+    rerun = grid(tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    check_complete(tmp_path)
+    for path in interrupted:
+        assert json.loads((path / "status.json").read_text())["resumed"] is True
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/mini/*/*")}
+
+    last = grid(tmp_path)
+    assert last.returncode == 0 and "trained or resumed this time: 0" in last.stdout
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/mini/*/*")} == mtimes
+
+
+def test_plan_and_bad_input_train_nothing(tmp_path):
+    plan = subprocess.run([sys.executable, "-m", "runners.grid", "plan=true", "task=digits_resnet",
+                           f"results_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.startswith("suite=mini: no CUDA device")  # the default, and why
+    assert "8 cells" in plan.stdout and "0 done, 0 to resume" in plan.stdout
+    assert not (tmp_path / "runs").exists()
+    for args, message in ((["suite=nope"], "error: unknown suite 'nope'"),
+                          (["suite=mini", "task=digits_resnet", "task.widht=3"], "error: "),
+                          (["suite=mini", "task=digits_resnet", "optimizer.lr=-1"],
+                           "error: digits_resnet/sgd/one_cycle/seed0: optimizer.lr must be > 0")):
+        out = subprocess.run([sys.executable, "-m", "runners.grid", *args, f"results_dir={tmp_path}"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and out.stderr.startswith(message), out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
