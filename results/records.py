@@ -17,7 +17,7 @@ from typing import Any, Mapping
 STATUSES = ("running", "completed", "diverged", "failed")
 FINAL_STATUSES = ("completed", "diverged")  # rerunning these would repeat the same result
 # Keys that change where or how a run reports, never what it computes: excluded from the run id.
-OUTPUT_ONLY_KEYS = ("results_dir", "progress", "force", "suite", "keep_checkpoint", "hydra")
+OUTPUT_ONLY_KEYS = ("results_dir", "progress", "force", "suite", "keep_checkpoint", "threads", "hydra")
 
 METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"

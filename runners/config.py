@@ -144,6 +144,7 @@ class RunConf:
     accum_steps: int = 1
     stop_at_target: bool = False  # only honoured for budget-free schedules (constant, step)
     deterministic: bool = False
+    threads: Optional[int] = None  # torch CPU threads; None: torch's default (one per core)
     progress: Optional[bool] = None  # None: a bar when stderr is a TTY
     keep_checkpoint: bool = False  # keep the last checkpoint once the run has ended
     force: bool = False  # rerun even a completed run (the old directory is moved aside, not deleted)

@@ -61,6 +61,17 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def train_mode(model: torch.nn.Module) -> None:
+    """Training mode, except BatchNorm layers whose parameters are all frozen: they keep their
+    (pretrained) running statistics, as fastai 0.7 did for a frozen body."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                module.eval()
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """Data order and augmentation of an epoch depend on (seed, epoch) only, so a resumed run
     sees exactly the batches an uninterrupted one would."""
@@ -152,7 +163,7 @@ def evaluate(task, model, optimizer, device, precision: str) -> dict[str, float]
     model.eval()
     with torch.no_grad(), autocast(device, precision), weights():
         metrics = task.evaluate(model)
-    model.train()
+    train_mode(model)
     return {k: float(v) for k, v in metrics.items()}
 
 
@@ -173,7 +184,6 @@ def fit(task, target: Target, opt_cfg: dict, lr: float, sched_cfg: dict, stages:
     forward = torch.compile(model) if settings.compile else model
     show = sys.stderr.isatty() if settings.progress is None else settings.progress
     plan, stage = plan_stages(stages, settings.epochs), None
-    model.train()
     for epoch in range(start_epoch, settings.epochs):
         if stage is None or epoch >= stage.end:  # a new stage: fresh optimizer, schedule from its start
             stage = next(st for st in plan if st.start <= epoch < st.end)
@@ -182,6 +192,7 @@ def fit(task, target: Target, opt_cfg: dict, lr: float, sched_cfg: dict, stages:
                 optimizer.load_state_dict(state["optimizer"])
             schedule = build_schedule(sched_cfg, stage.end - stage.start)
             hooks = [h for h in (task, optimizer) if hasattr(h, "on_epoch_end")]
+            train_mode(model)  # the stage changed what is frozen
         started = time.perf_counter()
         with tqdm(desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not show, leave=False,
                   file=sys.stderr) as bar:

@@ -143,6 +143,8 @@ def execute(cfg: DictConfig) -> Path:
         print(f"run {path.name} already {previous['status']}; not training again (force=true reruns it)",
               file=sys.stderr)
         return path
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)  # e.g. 1 per worker when grid jobs share a CPU
     device = select_device(cfg.device)
     task = make_task(cfg, device)
     target = Target.from_mapping(cfg.task.target)

@@ -7,10 +7,10 @@ import torch
 import torchvision
 from torch import nn
 
-from runners.engine import Stage, stage_optimizer
+from runners.engine import Stage, stage_optimizer, train_mode
 from runners.errors import UserError
 from runners.optimizers import build_optimizer
-from suites.vision.resnet_head import (BodyHead, ConcatPool, freeze_frozen_norm_stats, hub_weights_path,
+from suites.vision.resnet_head import (BodyHead, ConcatPool, hub_weights_path,
                                        torchvision_body_head)
 from suites.vision.wrn import PreActBlock, WideResNet, wrn_22
 
@@ -84,11 +84,11 @@ def test_frozen_groups_keep_batchnorm_statistics():
     model.train()
     body_before = model.early[1].running_mean.clone()
     head_before = model.head[1].running_mean.clone()
-    freeze_frozen_norm_stats(model)
+    train_mode(model)
     model(torch.randn(4, 3, 8, 8) + 3)
     assert torch.equal(model.early[1].running_mean, body_before) and not model.late[0].training
     assert not torch.equal(model.head[1].running_mean, head_before) and model.head[1].training
     build_optimizer(stage_optimizer(opt_cfg, Stage(1, 2)), model, 1e-3)  # stage 2: all unfrozen
-    freeze_frozen_norm_stats(model)
+    train_mode(model)
     model(torch.randn(4, 3, 8, 8) + 3)
     assert not torch.equal(model.early[1].running_mean, body_before)

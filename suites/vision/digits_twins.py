@@ -27,7 +27,7 @@ from runners.schedules import one_cycle
 from ..digits import SmallResNet, load_digits_split
 from .paths import cache_root, config_hash
 from .resident import CropFlip, ResidentImages
-from .resnet_head import BodyHead, fastai_head, freeze_frozen_norm_stats
+from .resnet_head import BodyHead, fastai_head
 from .tasks import ResidentCropFlipTask
 from .wrn import WideResNet
 
@@ -89,7 +89,6 @@ class DigitsFinetuneConf(TaskConf):
     cache_dir: Optional[str] = None  # None: <$ONECYCLE_RESULTS or results>/cache
     head_hidden: int = 64
     head_dropout: List[float] = field(default_factory=lambda: [0.25, 0.5])
-    frozen_bn_eval: bool = True
 
 
 def select_classes(x: np.ndarray, y: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
@@ -160,8 +159,3 @@ class DigitsFinetune(ResidentCropFlipTask):
         net.load_state_dict(self.pretrained)
         return BodyHead(nn.Sequential(net.stem, net.blocks[:1]), net.blocks[1:],
                         fastai_head(c.width, len(c.finetune_classes), c.head_hidden, tuple(c.head_dropout)))
-
-    def loss(self, model: nn.Module, batch) -> torch.Tensor:
-        if self.cfg.frozen_bn_eval:
-            freeze_frozen_norm_stats(model)
-        return super().loss(model, batch)

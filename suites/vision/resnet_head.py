@@ -56,18 +56,6 @@ class BodyHead(nn.Module):
         return {name: list(getattr(self, name).parameters()) for name in GROUPS}
 
 
-def freeze_frozen_norm_stats(model: nn.Module) -> None:
-    """Put every BatchNorm whose parameters are all frozen in eval mode while training, as fastai
-    0.7's set_train_mode did: a frozen body keeps its pretrained running statistics. Called before
-    each training forward, since the engine toggles requires_grad per stage and calls train()."""
-    if not model.training:
-        return
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            params = list(module.parameters(recurse=False))
-            module.train(any(p.requires_grad for p in params) if params else True)
-
-
 def weights_enum(arch: str, weights: str):
     try:
         return torchvision.models.get_model_weights(arch)[weights]

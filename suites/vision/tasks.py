@@ -22,7 +22,7 @@ from .cifar import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
 from .paths import cache_root, data_root
 from .resident import (PAD_MODES, CropFlip, ResidentImages, accuracy_and_loss, draw_crop_flip,
                        mean_probabilities, plain_draws)
-from .resnet_head import freeze_frozen_norm_stats, torchvision_body_head
+from .resnet_head import torchvision_body_head
 from .side_on import CachedImages, SideOn, ViewBatches, centre_view, draw_side_on
 from .wrn import WideResNet
 
@@ -152,7 +152,6 @@ class CarsResNet50Conf(TaskConf):
     download: bool = True  # fetch the weights when missing and the network allows
     head_hidden: int = 512
     head_dropout: List[float] = field(default_factory=lambda: [0.25, 0.5])
-    frozen_bn_eval: bool = True  # fastai 0.7: BatchNorm of frozen groups keeps its running stats
 
 
 class CarsResNet50(ViewClassification):
@@ -179,11 +178,6 @@ class CarsResNet50(ViewClassification):
         order = torch.randperm(len(self.train), generator=generator)
         return ViewBatches(self.train, order, draw_side_on(len(order), self.aug, generator),
                            self.cfg.batch_size, self.cfg.image_size)
-
-    def loss(self, model: nn.Module, batch) -> torch.Tensor:
-        if self.cfg.frozen_bn_eval:
-            freeze_frozen_norm_stats(model)
-        return super().loss(model, batch)
 
     def plain_view(self, flip: bool = False):
         n = len(self.test)
