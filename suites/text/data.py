@@ -1,0 +1,169 @@
+"""Word-level corpora as awd-lstm-lm reads them, and its batching.
+
+Tokens: each line split on whitespace plus an `<eos>`, every line (blank ones too: they are part of the
+published token counts). Vocabulary: the training split's words by frequency (ties by first
+occurrence). torchtext is not used: its last release (0.18) cannot be imported with current torch.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from runners.errors import DatasetMissing
+
+EOS, UNK = "<eos>", "<unk>"
+SPLITS = ("train", "valid", "test")
+WIKITEXT_ENV = "ONECYCLE_WIKITEXT_DIR"
+WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-v1")
+HF_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
+
+
+@dataclass
+class Corpus:
+    """Token ids of the three splits (1-d int64) and the vocabulary (id -> word)."""
+
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+    words: list[str]
+
+
+def tokenize(lines: Iterable[str]) -> list[str]:
+    return [word for line in lines for word in (*line.split(), EOS)]
+
+
+def build_corpus(lines_by_split: dict[str, Iterable[str]]) -> Corpus:
+    """Vocabulary from the training split; a held-out word outside it becomes <unk> (WikiText has
+    none: its rare words are already <unk>), and is an error when there is no <unk> to map it to."""
+    tokens = {split: tokenize(lines_by_split[split]) for split in SPLITS}
+    counts = Counter(tokens["train"])
+    words = sorted(counts, key=lambda w: -counts[w])  # stable sort: ties keep first occurrence
+    index = {word: i for i, word in enumerate(words)}
+
+    def ids(split: str) -> torch.Tensor:
+        unknown = index.get(UNK)
+        missing = [w for w in tokens[split] if w not in index]
+        if missing and unknown is None:
+            raise ValueError(f"{split} split has {len(missing)} words not in the training vocabulary "
+                             f"(e.g. {missing[0]!r}) and the vocabulary has no {UNK}")
+        return torch.tensor([index.get(w, unknown) for w in tokens[split]], dtype=torch.int64)
+
+    return Corpus(train=ids("train"), valid=ids("valid"), test=ids("test"), words=words)
+
+
+def _missing_message(detail: str) -> str:
+    return (f"WikiText-2 not available: {detail}. Put wiki.train.tokens, wiki.valid.tokens and "
+            f"wiki.test.tokens (WikiText-2 v1, tokenized) in a directory and set task.data_dir=DIR or "
+            f"{WIKITEXT_ENV}=DIR. They are in wikitext-2-v1.zip (Merity et al. 2016; mirrored on the "
+            f"Hugging Face hub as {WIKITEXT_HUB[0]}, config {WIKITEXT_HUB[1]}: with network access, "
+            f"leave data_dir unset and it is downloaded).")
+
+
+def read_wikitext_dir(directory: Path) -> dict[str, list[str]]:
+    paths = {split: directory / f"wiki.{split}.tokens" for split in SPLITS}
+    absent = [p.name for p in paths.values() if not p.is_file()]
+    if absent:
+        raise DatasetMissing(_missing_message(f"{directory} lacks {', '.join(absent)}"))
+    return {split: path.read_text(encoding="utf-8").splitlines() for split, path in paths.items()}
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def hub_offline_mode():
+    """The hub's offline mode, so a cached copy still loads and an uncached one fails at once rather
+    than after ~23 s of retries. The flag is read at import time, so loaded modules are set too."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    saved = (os.environ.get("HF_HUB_OFFLINE"), huggingface_hub.constants.HF_HUB_OFFLINE,
+             datasets.config.HF_HUB_OFFLINE)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    huggingface_hub.constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if saved[0] is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved[0]
+        huggingface_hub.constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved[1:]
+
+
+def read_wikitext_hub(cache_dir: str | None) -> dict[str, list[str]]:
+    import datasets
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    offline = offline or not hub_reachable()
+    try:
+        with hub_offline_mode() if offline else nullcontext():
+            data = datasets.load_dataset(*WIKITEXT_HUB, cache_dir=cache_dir)
+    except Exception as exc:  # ConnectionError, FileNotFoundError, ... all mean the same to the user
+        reason = "no network and no cached copy" if offline else f"download failed ({exc})"
+        raise DatasetMissing(_missing_message(reason)) from None
+    return {split: data[HF_SPLITS[split]]["text"] for split in SPLITS}
+
+
+def load_wikitext2(data_dir: str | None = None, cache_dir: str | None = None) -> Corpus:
+    """From `data_dir` (or $ONECYCLE_WIKITEXT_DIR) when set, else from the Hugging Face hub."""
+    directory = data_dir or os.environ.get(WIKITEXT_ENV)
+    lines = read_wikitext_dir(Path(directory).expanduser()) if directory else read_wikitext_hub(cache_dir)
+    return build_corpus(lines)
+
+
+def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """(rows, batch_size): the stream cut into batch_size contiguous columns, the tail dropped."""
+    rows = ids.numel() // batch_size
+    if rows < 2:
+        raise ValueError(f"{ids.numel()} tokens cannot fill 2 rows of batch size {batch_size}")
+    return ids[:rows * batch_size].view(batch_size, rows).t().contiguous()
+
+
+@dataclass
+class TextBatch:
+    """One BPTT window: inputs and next-word targets (seq_len, batch), views of the device data."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    lr_scale: float = 1.0  # the engine scales the LR by it: seq_len / bptt
+    reset_state: bool = False  # first window of an epoch: start from a zero hidden state
+
+
+def bptt_lengths(rows: int, bptt: int, generator: torch.Generator, variable: bool = True) -> list[int]:
+    """awd-lstm-lm's window lengths over `rows` rows: ~N(bptt, 5), around bptt/2 with probability
+    0.05, at least 5; fixed bptt when not `variable`. The last window is cut to the data."""
+    lengths, start = [], 0
+    while start < rows - 2:
+        if variable:
+            mean = bptt if torch.rand((), generator=generator).item() < 0.95 else bptt / 2
+            length = max(5, int(torch.normal(float(mean), 5.0, (), generator=generator).item()))
+        else:
+            length = bptt
+        length = min(length, rows - 1 - start)
+        lengths.append(length)
+        start += length
+    return lengths
+
+
+def bptt_batches(data: torch.Tensor, bptt: int, generator: torch.Generator,
+                 variable: bool = True) -> list[TextBatch]:
+    """An epoch's windows over batchified `data`, in order (the hidden state flows between them)."""
+    batches, start = [], 0
+    for length in bptt_lengths(data.shape[0], bptt, generator, variable):
+        batches.append(TextBatch(data[start:start + length], data[start + 1:start + 1 + length],
+                                 lr_scale=length / bptt, reset_state=start == 0))
+        start += length
+    return batches
