@@ -12,11 +12,12 @@ def test_keep_mask_is_scaled_bernoulli(keep):
     torch.manual_seed(0)
     mask = scaled_keep_mask((1000, 1000), keep, torch.empty(0))
     kept = mask > 0
-    assert mask.unique().tolist() == pytest.approx([0.0, 1 / keep], rel=1e-6)
+    assert mask.unique().tolist() == pytest.approx([0.0, 1 / keep], rel=2e-5)  # keep in steps of 2**-16
     assert kept.float().mean().item() == pytest.approx(keep, abs=0.002)  # sd ~ 0.0005
     assert mask.mean().item() == pytest.approx(1.0, abs=0.005)  # unbiased
-    # Independent draws: rows and columns are not correlated (a reused block of bits would be).
-    assert kept[:, 0::2].float().mean().item() == pytest.approx(kept[:, 1::2].float().mean().item(), abs=0.004)
+    # Independent draws: neighbours (bits of the same int64 word) are kept together keep**2 of the time.
+    flat = kept.flatten().float()
+    assert (flat[0::2] * flat[1::2]).mean().item() == pytest.approx(keep ** 2, abs=0.003)
     assert not torch.equal(kept[:500], kept[500:])
 
 
@@ -79,7 +80,9 @@ def test_weight_drop_lstm_uses_a_fresh_dropped_matrix_each_training_forward():
     reference.load_state_dict({**layer.lstm.state_dict(), "weight_hh_l0": dropped.detach()})
     assert torch.allclose(out, reference(x)[0], atol=1e-6)
     # Gradients reach the raw weight, through the mask (zero where dropped).
-    out.sum().backward()
+    torch.manual_seed(1)
+    layer.zero_grad()
+    layer(x)[0].sum().backward()
     grad = layer.lstm.weight_hh_l0.grad
     assert (grad[dropped == 0] == 0).all() and (grad[dropped != 0] != 0).float().mean() > 0.9
 

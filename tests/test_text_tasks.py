@@ -73,12 +73,21 @@ def test_recipes_run(recipe, wikitext_dir, results):
     assert status["status"] == "completed" and math.isfinite(rows[-1]["val_ppl"])
 
 
+def test_cache_pointer_metrics_when_enabled(wikitext_dir, results):
+    status, rows, _ = run(["task=qrnn_wt2", "epochs=1", "task.cache_window=50", "optimizer.lr=0.03",
+                           f"task.data_dir={wikitext_dir}", *TINY_MODEL], results)
+    assert math.isfinite(rows[0]["val_cache_ppl"]) and math.isfinite(rows[0]["test_cache_ppl"])
+    assert rows[0]["val_cache_ppl"] != rows[0]["val_ppl"]
+
+
 def test_recipe_values():
     blog = compose_cfg(["+recipe=awd_lstm_blog"])
-    assert (blog.optimizer.name, blog.optimizer.lr, blog.optimizer.weight_decay, blog.optimizer.wd_mode,
-            blog.clip_grad, blog.epochs, blog.task.batch_size) == ("adam_l2", 5e-3, 1.2e-6, "l2", 0.12, 90, 100)
-    assert (blog.schedule.warmup, blog.schedule.flat, blog.schedule.down, blog.schedule.final,
-            blog.schedule.final_shape, list(blog.schedule.moms)) == (7.5, 37.5, 37.5, 7.5, "cosine", [0.8, 0.7])
+    optimizer, schedule = blog.optimizer, blog.schedule
+    assert (optimizer.name, optimizer.lr, optimizer.weight_decay, optimizer.wd_mode, blog.clip_grad,
+            blog.epochs, blog.task.batch_size) == ("adam_l2", 5e-3, 1.2e-6, "l2", 0.12, 90, 100)
+    assert (schedule.warmup, schedule.flat, schedule.down, schedule.final, schedule.final_shape,
+            list(schedule.moms), list(optimizer.kwargs.betas)) == (7.5, 37.5, 37.5, 7.5, "cosine", [0.8, 0.7],
+                                                                   [0.8, 0.99])
     assert (blog.task.dropout_input, blog.task.ar_alpha, blog.task.tar_beta) == (0.6, 3.0, 1.5)
     qrnn = compose_cfg(["+recipe=qrnn_blog"])
     assert (qrnn.task.model, qrnn.task.hidden_size, qrnn.task.layers, qrnn.optimizer.weight_decay) == (

@@ -126,9 +126,10 @@ class QRNNLayer(nn.Module):
         else:
             conv_input = x
         gates = F.linear(conv_input, self.weight_drop(self.linear.weight), self.linear.bias)
-        candidate, forget, output = gates.chunk(3, dim=2)
+        # Pooled in fp32 under any autocast: a bf16 state would drift over a long window.
+        candidate, forget, output = gates.float().chunk(3, dim=2)
         forget = self.zoneout(torch.sigmoid(forget))
-        c = self.pool(forget, torch.tanh(candidate), c0)
+        c = self.pool(forget, torch.tanh(candidate), c0.float())
         return torch.sigmoid(output) * c, (c[-1], x[-1:])
 
 
