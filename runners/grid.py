@@ -9,14 +9,23 @@ without training. Launchers: the default runs jobs one after another in this pro
 (submitit), `hydra/launcher=submitit_local` (submitit's local executor). Overrides apply to every job;
 a swept key (`optimizer=adamw,sgd`, `seed=0`, `task=...`) replaces the suite's sweep of that key.
 
-Cost (measured / estimated; see the closing notes of issue 5 for the method):
-  mini    — see MINI_NOTE below (2 CPU cores).
-  nightly — cifar10_wrn22 x {sgd, adamw} x {one_cycle, reference} x 1 seed; 1cycle search with the
-            target at ~18-30 of 30 epochs: ladder 1,2,4,8,16,30 + 3-4 bisection probes ~ 120 epochs per
-            search, reference 30 epochs: ~300 epochs; at ~10 s/epoch (WRN-22 k=6, bf16, one modern GPU;
-            assumed, not measured here) ~ 50 min.
-  blog    — 4 claims x 4 optimizers x 2 schedules x 3 seeds = 96 cells; see plan=true with
-            grid.epoch_seconds for GPU-hours.
+Cost (how the suites were sized):
+  mini    — measured on the shared 2-core CPU (load average 4-8 from other work), with the four twins
+            present then (digits_resnet, digits_wrn, digits_finetune, synth_awd_lstm): 32 cells, 99 runs
+            (probes), 512 epochs, 12.3 min wall. Epoch cost is the driver (median s/epoch from the
+            records: digits_wrn 0.4, digits_finetune 0.7, digits_resnet@width16 and synth LSTM ~2 under
+            that load); a fifth twin adds ~1/4. 1 seed keeps it < 15 min; seed=range(3) triples it.
+  nightly — cifar10_wrn22 x adamw x {one_cycle, reference} x 1 seed. plan=true with the target assumed
+            at 30 of 100 epochs: search 1,2,4,8,16,32 + 24,28,30,29 = 174 epochs, reference <= 100
+            (stops at the target): ~275 epochs x ~8 s/epoch = ~37 min. The 8 s is assumed, not measured:
+            WRN-22-6 is ~1.55 GMAC/image forward, x3 for training x 50k images = ~0.47 PFLOP/epoch, at
+            ~60-100 TFLOP/s effective bf16 on one A100/H100-class GPU with GPU-resident data.
+  blog    — 4 claims x 4 optimizers x 2 schedules x 3 seeds + the blog/reference recipe cells: plan=true
+            prices it from grid.epoch_seconds (assumed: CIFAR 8 s, Cars 20 s — JPEG decode-bound —,
+            AWD-LSTM 45 s, QRNN 25 s per epoch; awd-lstm-lm's README gives 180 s / 90 s per WT2 epoch on
+            a 2017 GP100 at batch 20) until records give measured ones: ~133 GPU-hours (~17.6k epochs):
+            LM claims ~109 h (38 h of it the 750/500-epoch NT-ASGD reference recipes), Cars ~16 h,
+            CIFAR ~8.5 h. One GPU: ~5.5 days; the cells are independent, so N GPUs / SLURM divide it.
 """
 from __future__ import annotations
 
@@ -74,7 +83,7 @@ def parallel_arguments(suite: str, args: list[str]) -> list[str]:
     import torch
 
     n_jobs = int(cfg.hydra.launcher.n_jobs)
-    n_jobs = os.cpu_count() or 1 if n_jobs < 1 else n_jobs
+    n_jobs = (os.cpu_count() or 1) if n_jobs < 1 else n_jobs
     extra = [f"grid.n_workers={n_jobs}"]
     if torch.cuda.is_available() and not cfg.grid.worker_devices:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -128,14 +137,15 @@ def run(args: list[str]) -> int:
     check_cells(launches)
     cells = sum(len(l.cells) for l in launches)
     results_dir = launches[0].cells[0].results_dir
-    print(f"suite {suite}: {cells} cells over {len(launches)} task(s): {', '.join(l.task for l in launches)}")
+    tasks = list(dict.fromkeys(l.task for l in launches))
+    print(f"suite {suite}: {cells} cells in {len(launches)} multirun(s) over {len(tasks)} task(s): {', '.join(tasks)}")
     if plan:
         print("\n".join(format_plan(launches)))
         return 0
-    started = time.perf_counter()
+    started, since = time.perf_counter(), time.time()
     for item in launches:
         launch(item.arguments)
-    lines, failures = summarise(launches)
+    lines, failures = summarise(launches, since)
     print(f"\nsummary of suite {suite} ({time.perf_counter() - started:.0f} s):")
     print("\n".join(lines))
     if failures:

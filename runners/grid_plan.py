@@ -209,14 +209,23 @@ def format_plan(launches: list[Launch]) -> list[str]:
     return lines
 
 
-def summarise(launches: list[Launch]) -> tuple[list[str], list[str]]:
-    """(summary lines, failure lines) from the cell records the jobs wrote."""
+def read_cell(path: Path, since: float) -> dict | None:
+    """The cell's record; failing that, the newest record of the same cell written since `since` (a
+    config file edited while the grid ran changes the cell's hash between plan and job)."""
+    if path.exists():
+        return json.loads(path.read_text())
+    prefix = path.name.rsplit("__", 1)[0] + "__"
+    fresh = [p for p in path.parent.glob(f"{prefix}*.json") if p.stat().st_mtime >= since]
+    return json.loads(max(fresh, key=lambda p: p.stat().st_mtime).read_text()) if fresh else None
+
+
+def summarise(launches: list[Launch], since: float = float("inf")) -> tuple[list[str], list[str]]:
+    """(summary lines, failure lines) from the cell records the jobs wrote (at or after `since`)."""
     lines, failures, probes, trained = [], [], 0, 0
     by_cell: dict[tuple, list] = {}
     for launch in launches:
         for cfg in launch.cells:
-            path = cell_path(cfg)
-            record = json.loads(path.read_text()) if path.exists() else None
+            record = read_cell(cell_path(cfg), since)
             key = (cfg.task.name, cfg.optimizer.name, cfg.schedule.name)
             if record is None:
                 failures.append(f"  {cell_name(cfg)}: no cell record (the job did not finish)")
