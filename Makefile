@@ -41,5 +41,5 @@ gpu-check: $(STAMP) ## Full-size synthetic-data throughput check on CUDA (< 8 mi
 	$(BIN)/python -m bench --gpu-check $(ARGS)
 
 clean: ## Remove the venv, caches and run data (keeps nothing under results/runs)
-	rm -rf $(VENV) .pytest_cache results/runs results/reports results/bench results/cache outputs multirun
+	rm -rf $(VENV) .pytest_cache results/runs results/grids results/reports results/bench results/cache outputs multirun
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
