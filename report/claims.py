@@ -12,13 +12,14 @@ from .ett import fmt_cell, fmt_speed_up
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
 VERDICTS = ("not run", "not reproduced", "partly", "reproduced")  # worst to best (the gate ranks them)
+MIN_SEEDS_FOR_CI = 2  # a bootstrap over one seed is no interval
 
 RULE = (
     "Cells compared: AdamW + 1cycle against SGD + the task's reference schedule, same task. "
     "(A) within budget: at least {share:.0%} of AdamW + 1cycle seeds reach the target within the claim's "
     "epochs (the blog's figure on the full task; the twin task's maximum budget on a mini twin). "
     "(B) faster: the 95% bootstrap CI of the speed-up (ratio of censoring-aware median epochs-to-target) "
-    "lies above 1. (C) as much faster: the speed-up (a lower bound when SGD never got there) is at least "
+    "lies above 1, with at least {min_seeds} seeds in each cell. (C) as much faster: the speed-up (a lower bound when SGD never got there) is at least "
     "the claim's (previous epochs / blog epochs); a mini twin skips (C) — its budget cannot show the "
     "figure. Reproduced: all that apply hold. Partly: (A) or (B) holds. Not reproduced: neither. "
     "Not run: either cell has no counted run."
@@ -47,16 +48,20 @@ def _measured_task(claim: dict, analysis: Analysis) -> tuple[str | None, bool]:
     return None, False
 
 
-def decide(cell: Cell, epochs: int, share: float, claimed: float | None) -> tuple[str, str]:
+def decide(cell: Cell, epochs: int, share: float, claimed: float | None,
+           baseline_seeds: int | None = None) -> tuple[str, str]:
     """The verdict and the reasons behind it (A, B, C of RULE)."""
     within = sum(1 for s in cell.seeds.values() if not s.censored and s.value <= epochs)
     need = math.ceil(share * len(cell.seeds) - 1e-9)
     a = within >= need
     sp = cell.speed_up
-    b = bool(sp and sp.ratio is not None and sp.bound != "<=" and sp.low is not None and sp.low > 1)
+    enough = min(len(cell.seeds), baseline_seeds or len(cell.seeds)) >= MIN_SEEDS_FOR_CI
+    b = bool(enough and sp and sp.ratio is not None and sp.bound != "<=" and sp.low is not None
+             and sp.low > 1)
     checks = [f"(A) {within}/{len(cell.seeds)} seeds within {epochs} epochs (need {need}): "
               f"{'yes' if a else 'no'}",
-              f"(B) speed-up CI above 1: {'yes' if b else 'no'}"]
+              f"(B) speed-up CI above 1: {'yes' if b else 'no'}"
+              + ("" if enough else f" (fewer than {MIN_SEEDS_FOR_CI} seeds: no interval)")]
     c = True
     if claimed is not None:
         c = bool(sp and sp.ratio is not None and sp.bound != "<=" and sp.ratio >= claimed)
@@ -92,7 +97,7 @@ def claim_rows(analysis: Analysis, claims: dict | None = None) -> list[ClaimRow]
             continue
         epochs = analysis.max_epochs[task] if twin else int(claim["blog_epochs"])
         claimed = None if twin else float(claim["previous_epochs"]) / float(claim["blog_epochs"])
-        verdict, reasons = decide(cell, epochs, share, claimed)
+        verdict, reasons = decide(cell, epochs, share, claimed, len(base.seeds))
         rows.append(ClaimRow(claim, task, twin, verdict, measurement, reasons, cell))
     return rows
 
@@ -107,4 +112,4 @@ def twin_label(row: ClaimRow) -> str:
 
 def rule_text(claims: dict | None = None) -> str:
     claims = claims or load_claims()
-    return RULE.format(share=float(claims.get("seeds_share", 0.66)))
+    return RULE.format(share=float(claims.get("seeds_share", 0.66)), min_seeds=MIN_SEEDS_FOR_CI)

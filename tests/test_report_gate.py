@@ -115,9 +115,11 @@ class FakeCell:
     ([2, 2, 3], [2, 2, 3], 8, None, "partly"),               # within budget, not faster
     ([6, 7, 7], [7, 7, 8], 5, None, "not reproduced"),       # neither
     ([2, None, None], [6, 6, 6], 8, None, "not reproduced"), # 1/3 within; median censored
+    ([2], [6], 8, None, "partly"),                            # one seed: no interval, so no (B)
+    ([2, 2], [6, 7], 8, None, "reproduced"),                  # two seeds each: an interval
 ])
 def test_verdict_rule(values, base, epochs, claimed, verdict):
-    assert decide(FakeCell(values, base), epochs, 0.66, claimed)[0] == verdict
+    assert decide(FakeCell(values, base), epochs, 0.66, claimed, len(base))[0] == verdict
 
 
 def test_nightly_workflow_runs_the_suite_gates_and_uploads():
