@@ -128,7 +128,8 @@ def test_plan_and_bad_input_train_nothing(tmp_path):
                            f"results_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert plan.returncode == 0, plan.stderr
     assert plan.stdout.startswith("suite=mini: no CUDA device")  # the default, and why
-    assert "8 cells" in plan.stdout and "0 done, 0 to resume" in plan.stdout
+    # 4 optimizers x 2 schedules x the mini suite's 2 seeds
+    assert "16 cells" in plan.stdout and "0 done, 0 to resume" in plan.stdout
     assert not (tmp_path / "runs").exists()
     for args, message in ((["suite=nope"], "error: unknown suite 'nope'"),
                           (["suite=mini", "task=digits_resnet", "task.widht=3"], "error: "),
