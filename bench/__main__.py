@@ -7,22 +7,10 @@ import importlib
 import json
 from pathlib import Path
 
-from .timing import machine
+from .timing import machine, print_table
 
 SECTIONS = ("engine", "vision", "recurrent")  # bench/<name>.py, each with run(repeats) -> dict
 OUT = Path("results/bench/bench.json")
-
-
-def flatten(prefix: str, value, rows: list) -> None:
-    """Rows of (figure, value, goal) for the printed table: ratios and single values."""
-    if isinstance(value, dict) and ("ratio" in value or "value" in value):
-        figure = value.get("ratio", value.get("value"))
-        spread = (f" [{value['ratio_min']:.3f}-{value['ratio_max']:.3f}]" if "ratio_min" in value else "")
-        rows.append((prefix, f"{figure:.3f}{spread}" if isinstance(figure, float) else str(figure),
-                     value.get("goal", "")))
-    elif isinstance(value, dict):
-        for key, sub in value.items():
-            flatten(f"{prefix}.{key}" if prefix else key, sub, rows)
 
 
 def main() -> None:
@@ -46,12 +34,8 @@ def main() -> None:
         report["sections"][name] = module.run(repeats=args.repeats)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2) + "\n")
-    rows: list = []
-    flatten("", report["sections"], rows)
-    width = max((len(r[0]) for r in rows), default=10)
     print(f"machine: {report['machine']}")
-    for figure, value, goal in rows:
-        print(f"  {figure:<{width}}  {value:>24}  goal {goal}")
+    print_table(report["sections"])
     print(f"wrote {OUT}")
 
 

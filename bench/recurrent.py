@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from bench.timing import print_table
 from suites.text import qrnn
 from suites.text.regularizers import WeightDropLSTM
 
@@ -129,25 +130,6 @@ def run(repeats: int = 5) -> dict:
         finally:
             torch.set_num_threads(threads)
     return results
-
-
-def print_table(results: dict) -> None:
-    def rows(prefix: str, value):
-        if isinstance(value, dict) and ("ratio" in value or "value" in value):
-            figure = value.get("ratio", value.get("value"))
-            spread = f" [{value['ratio_min']:.3f}-{value['ratio_max']:.3f}]" if "ratio_min" in value else ""
-            if "ratio_of_min" in value:
-                spread += f" fastest/fastest {value['ratio_of_min']:.3f}"
-            text = f"{figure:.3f}{spread}" if isinstance(figure, float) else str(figure)
-            yield prefix, text, value.get("goal", "")
-        elif isinstance(value, dict):
-            for key, sub in value.items():
-                yield from rows(f"{prefix}.{key}" if prefix else key, sub)
-
-    table = list(rows("", results))
-    width = max(len(r[0]) for r in table)
-    for name, text, goal in table:
-        print(f"  {name:<{width}}  {text:>48}  {goal}")
 
 
 if __name__ == "__main__":

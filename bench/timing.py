@@ -59,3 +59,23 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+
+
+def table_rows(value, prefix: str = ""):
+    """(figure, text, goal) for every ratio or single value in a nested result dict."""
+    if isinstance(value, dict) and ("ratio" in value or "value" in value):
+        figure = value.get("ratio", value.get("value"))
+        spread = f" [{value['ratio_min']:.3f}-{value['ratio_max']:.3f}]" if "ratio_min" in value else ""
+        if "ratio_of_min" in value:
+            spread += f" fastest/fastest {value['ratio_of_min']:.3f}"
+        yield prefix, f"{figure:.3f}{spread}" if isinstance(figure, float) else str(figure), value.get("goal", "")
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            yield from table_rows(sub, f"{prefix}.{key}" if prefix else key)
+
+
+def print_table(results: dict) -> None:
+    rows = list(table_rows(results))
+    width = max((len(name) for name, _, _ in rows), default=10)
+    for name, text, goal in rows:
+        print(f"  {name:<{width}}  {text:>40}  goal {goal}")

@@ -33,3 +33,12 @@ def test_lm_throughput_runs_real_training_steps_on_cpu(build):
     tokens_s = lm_throughput(model, batch=4, bptt=6, seconds=0.05, vocab=50, device="cpu")
     assert tokens_s > 0
     assert any((p.detach() != b).any() for p, b in zip(model.parameters(), before))
+
+
+def test_table_rows_flatten_nested_figures():
+    from bench.timing import table_rows
+
+    rows = list(table_rows({"engine": {"overhead": {"ratio": 0.98, "ratio_min": 0.9, "ratio_max": 1.1,
+                                                    "goal": "<= 1.03"},
+                                       "peak": {"value": 0.96, "goal": "<= 2"}}}))
+    assert rows == [("engine.overhead", "0.980 [0.900-1.100]", "<= 1.03"), ("engine.peak", "0.960", "<= 2")]
