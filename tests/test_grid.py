@@ -140,3 +140,17 @@ def test_plan_and_bad_input_train_nothing(tmp_path):
         assert out.returncode == 2 and out.stderr.startswith(message), out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_diverged_cells_are_recorded_and_the_grid_goes_on(tmp_path):
+    out = grid(tmp_path, "task.lr.sgd=1e12")  # SGD's cells blow up; AdamW's train as usual
+    assert out.returncode == 0, out.stderr
+    cells = {c["cell"]: c for c in cell_records(tmp_path)}
+    assert len(cells) == 4
+    for name, cell in cells.items():
+        statuses = {p["status"] for p in cell["probes"]}
+        if "/sgd/" in name:
+            assert statuses == {"diverged"} and cell["censored"] and cell["epochs_to_target"] is None
+        else:
+            assert statuses == {"completed"}
+    assert "failures: 0" in out.stdout  # a divergence is a result (censored), not a failure
