@@ -1,4 +1,6 @@
-"""From counted runs to cells: (task, optimizer, schedule) with per-seed epochs-to-target and metrics."""
+"""From counted runs to cells with per-seed epochs-to-target and metrics: the grid's cells (task,
+optimizer, schedule) and the published recipes' cells (task, recipe), kept apart — a recipe fixes its
+own optimizer, schedule, budget and sometimes its target, so it is never pooled with a grid cell."""
 from __future__ import annotations
 
 import statistics
@@ -35,14 +37,22 @@ class Cell:
     final: list[float] = field(default_factory=list)
     best: list[float] = field(default_factory=list)
     speed_up: SpeedUp | None = None
+    recipe: str = ""  # the published recipe the cell's runs were composed with; "" for a grid cell
+    target: Target | None = None  # the cell's runs' target (a recipe may set its own)
+    last_rows: dict[int, dict] = field(default_factory=dict)  # seed -> last metrics row of its longest run
 
     @property
     def key(self) -> str:
-        return f"{self.task}/{self.optimizer}/{self.schedule}"
+        return f"{self.task}/+{self.recipe}" if self.recipe else f"{self.task}/{self.optimizer}/{self.schedule}"
 
     @property
     def label(self) -> str:
-        return f"{self.optimizer} · {self.schedule}"
+        return f"+recipe={self.recipe}" if self.recipe else f"{self.optimizer} · {self.schedule}"
+
+    def final_values(self, metric: str) -> list[float]:
+        """`metric` in the last recorded epoch of each seed's longest run (where it was recorded)."""
+        return _finite(self.last_rows.get(seed, {}).get(metric) for seed in self.full_runs)
+
 
 
 @dataclass
@@ -51,14 +61,18 @@ class Analysis:
     tasks: list[str]
     targets: dict[str, Target]
     max_epochs: dict[str, int]
-    cells: dict[tuple[str, str, str], Cell]
+    cells: dict[tuple[str, str, str], Cell]  # the grid's
     columns: list[tuple[str, str]]  # (optimizer, schedule) in display order
+    recipes: dict[tuple[str, str], Cell] = field(default_factory=dict)  # (task, recipe) -> its cell
 
     def task_cells(self, task: str) -> list[Cell]:
         return [self.cells[(task, o, s)] for o, s in self.columns if (task, o, s) in self.cells]
 
     def cell(self, task: str, optimizer: str, schedule: str) -> Cell | None:
         return self.cells.get((task, optimizer, schedule))
+
+    def recipe(self, task: str, recipe: str) -> Cell | None:
+        return self.recipes.get((task, recipe))
 
 
 def seed_runs(group: pd.DataFrame, metrics: dict[str, list[dict]]) -> dict[int, list[dict]]:
@@ -74,19 +88,31 @@ def _finite(values) -> list[float]:
     return [float(v) for v in values if v is not None and v == v]
 
 
-def _make_cell(key: tuple[str, str, str], group: pd.DataFrame, metrics: dict) -> Cell:
+def _make_cell(key: tuple[str, str, str], group: pd.DataFrame, metrics: dict, recipe: str = "") -> Cell:
     by_seed = seed_runs(group, metrics)
     seeds = {seed: seed_ett(runs) for seed, runs in sorted(by_seed.items())}
     longest = {seed: max(runs, key=lambda r: r["epochs"]) for seed, runs in by_seed.items()}
+    first = group.iloc[0]
     return Cell(*key, seeds=seeds, summary=summarise_cell(list(seeds.values())),
                 run_paths=sorted(Path(p) for p in group["path"]),
                 full_runs={s: r["run_id"] for s, r in sorted(longest.items())},
                 final=_finite(r["final_metric"] for r in longest.values()),
-                best=_finite(r["best_metric"] for r in longest.values()))
+                best=_finite(r["best_metric"] for r in longest.values()), recipe=recipe,
+                target=Target(first["target_metric"], float(first["target_value"]), first["target_mode"]),
+                last_rows={s: (r["metrics"] or [{}])[-1] for s, r in sorted(longest.items())})
+
+
+def _recipe_cells(runs: pd.DataFrame, metrics: dict) -> dict[tuple[str, str], Cell]:
+    out = {}
+    for (task, recipe), group in runs.groupby(["task", "recipe"], sort=True):
+        first = group.iloc[0]
+        out[(task, recipe)] = _make_cell((task, first["optimizer"], first["schedule"]), group, metrics, recipe)
+    return out
 
 
 def analyse(records: SuiteRecords) -> Analysis:
-    runs = records.runs
+    all_runs = records.runs
+    runs = all_runs[all_runs["recipe"] == ""]
     cells: dict[tuple[str, str, str], Cell] = {}
     for key, group in runs.groupby(["task", "optimizer", "schedule"], sort=True):
         cells[key] = _make_cell(key, group, records.metrics)
@@ -97,8 +123,11 @@ def analyse(records: SuiteRecords) -> Analysis:
     columns = [(o, s) for o in _order(runs["optimizer"], OPTIMIZER_ORDER)
                for s in _order(runs["schedule"], SCHEDULE_ORDER)
                if any(k[1:] == (o, s) for k in cells)]
-    max_epochs = runs.groupby("task")["max_epochs"].max().astype(int).to_dict() if len(runs) else {}
-    return Analysis(records, sorted(runs["task"].unique()), records.targets(), max_epochs, cells, columns)
+    # A task's budget: its grid runs' maximum (a task run only as recipes: theirs).
+    max_epochs = {**all_runs.groupby("task")["max_epochs"].max().astype(int).to_dict(),
+                  **runs.groupby("task")["max_epochs"].max().astype(int).to_dict()} if len(all_runs) else {}
+    return Analysis(records, sorted(all_runs["task"].unique()), records.targets(), max_epochs, cells, columns,
+                    _recipe_cells(all_runs[all_runs["recipe"] != ""], records.metrics))
 
 
 def mean_std(values: list[float]) -> tuple[float, float] | None:

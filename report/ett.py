@@ -7,13 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-import numpy as np
-
 from results.targets import Target, epochs_to_target
 from results.targets import seed_epochs_to_target as shared_seed_ett
 
-BOOTSTRAP_SAMPLES = 2000
-
+from .bootstrap import MIN_SEEDS, distribution, ratio_distribution
 
 @dataclass(frozen=True)
 class SeedETT:
@@ -111,40 +108,37 @@ class SpeedUp:
     """Baseline median over cell median (> 1: the cell needs fewer epochs)."""
 
     ratio: float | None
-    low: float | None  # bootstrap 95% CI over seeds
+    low: float | None  # exact bootstrap 95% interval over seeds (report/bootstrap.py); None: < 2 seeds
     high: float | None
     bound: str  # "": estimate; ">=": baseline median censored (lower bound); "<=": cell censored
+    seeds: tuple[int, int] = (0, 0)  # (cell, baseline): printed beside the interval
+    exact: bool = True  # False: the interval came from random resamples (more than 10 seeds)
 
 
-def _median_value(values: np.ndarray, flags: np.ndarray) -> float:
-    median = km_median(values.tolist(), flags.tolist())
+def censored_median(seeds: Sequence[SeedETT]) -> float:
+    median = km_median([s.value for s in seeds], [s.censored for s in seeds])
     # Undefined: the largest censoring budget stands in (a median is never known to exceed it).
-    return float(values[flags].max()) if median is None else median
+    return max(s.value for s in seeds if s.censored) if median is None else median
 
 
-def speed_up(cell: Sequence[SeedETT], baseline: Sequence[SeedETT], samples: int = BOOTSTRAP_SAMPLES,
-             seed: int = 0) -> SpeedUp:
-    """Ratio of KM medians with a percentile-bootstrap 95% CI, resampling seeds within each cell.
-    An undefined median uses its budget, so the ratio becomes a bound, as `bound` says."""
+def speed_up(cell: Sequence[SeedETT], baseline: Sequence[SeedETT]) -> SpeedUp:
+    """Ratio of KM medians with the percentile-bootstrap 95% interval, each cell's seeds resampled on
+    their own, computed exactly by enumerating the resamples. An undefined median uses its budget, so
+    the ratio becomes a bound, as `bound` says. No interval unless both cells have 2 seeds or more."""
     if not cell or not baseline:
         return SpeedUp(None, None, None, "")
-    c_val = np.array([s.value for s in cell], float)
-    c_cen = np.array([s.censored for s in cell])
-    b_val = np.array([s.value for s in baseline], float)
-    b_cen = np.array([s.censored for s in baseline])
-    c_med, b_med = km_median(c_val.tolist(), c_cen.tolist()), km_median(b_val.tolist(), b_cen.tolist())
+    c_med = km_median([s.value for s in cell], [s.censored for s in cell])
+    b_med = km_median([s.value for s in baseline], [s.censored for s in baseline])
+    seeds = (len(cell), len(baseline))
     if c_med is None and b_med is None:
-        return SpeedUp(None, None, None, "")
+        return SpeedUp(None, None, None, "", seeds)
     bound = ">=" if b_med is None else ("<=" if c_med is None else "")
-    ratio = _median_value(b_val, b_cen) / _median_value(c_val, c_cen)
-    rng = np.random.default_rng(seed)
-    ratios = np.empty(samples)
-    for i in range(samples):
-        ci = rng.integers(0, len(c_val), len(c_val))
-        bi = rng.integers(0, len(b_val), len(b_val))
-        ratios[i] = _median_value(b_val[bi], b_cen[bi]) / _median_value(c_val[ci], c_cen[ci])
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return SpeedUp(ratio, float(low), float(high), bound)
+    ratio = censored_median(baseline) / censored_median(cell)
+    if min(seeds) < MIN_SEEDS:
+        return SpeedUp(ratio, None, None, bound, seeds)
+    dist = ratio_distribution(distribution(baseline, censored_median), distribution(cell, censored_median))
+    low, high = dist.interval()
+    return SpeedUp(ratio, low, high, bound, seeds, dist.exact)
 
 
 def fmt_epochs(value: float | None, budget: int) -> str:
@@ -165,19 +159,25 @@ def fmt_cell(summary: CellSummary) -> str:
     return f"{fmt_epochs(summary.median, summary.budget)} {spread} {summary.reached}/{summary.seeds}"
 
 
+def fmt_seeds(cell: int, baseline: int) -> str:
+    return f"{cell} vs {baseline} seeds"
+
+
 def fmt_speed_up(s: SpeedUp) -> str:
+    """'3.00× [2.00–4.50] (3 vs 3 seeds)'; one seed in either cell: no interval, and it says so."""
     if s.ratio is None:
         return "—"
     prefix = {">=": "≥ ", "<=": "≤ "}.get(s.bound, "")
-    return f"{prefix}{s.ratio:.2f}× [{s.low:.2f}–{s.high:.2f}]"
+    seeds = fmt_seeds(*s.seeds)
+    if s.low is None:
+        return f"{prefix}{s.ratio:.2f}× ({seeds}: no interval)"
+    approx = "" if s.exact else ", sampled"
+    return f"{prefix}{s.ratio:.2f}× [{s.low:.2f}–{s.high:.2f}] ({seeds}{approx})"
 
 
-def median_ci(seeds: Sequence[SeedETT], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap 95% CI of a cell's median epochs-to-target (undefined medians at the budget)."""
-    values = np.array([s.value for s in seeds], float)
-    flags = np.array([s.censored for s in seeds])
-    rng = np.random.default_rng(seed)
-    draws = [_median_value(values[i], flags[i])
-             for i in (rng.integers(0, len(values), len(values)) for _ in range(samples))]
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return float(low), float(high)
+def median_ci(seeds: Sequence[SeedETT]) -> tuple[float, float] | None:
+    """Exact percentile-bootstrap 95% interval of a cell's median epochs-to-target (undefined medians
+    at the budget); None with fewer than 2 seeds."""
+    if len(seeds) < MIN_SEEDS:
+        return None
+    return distribution(list(seeds), censored_median).interval()

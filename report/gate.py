@@ -3,14 +3,16 @@
 Baseline format (JSON, `report/baselines/nightly.json`; written by `python -m report baseline ...`):
     {"format": 1, "suite": "nightly",
      "tolerance": {"epochs": 1, "relative": 0.2},
-     "cells":    {"<task>/<optimizer>/<schedule>": {"median": 3.0 | null, "budget": 8, "reached": 3, "seeds": 3}},
-     "verdicts": {"<claim id>": "reproduced" | "partly" | "not reproduced" | "not run"}}
+     "cells":    {"<task>/<optimizer>/<schedule>" (a recipe: "<task>/+<recipe>"):
+                  {"median": 3.0 | null, "budget": 8, "reached": 3, "seeds": 3}},
+     "verdicts": {"<claim id>/<published recipe>" (a twin: "<claim id>"): "reproduced" | "partly" |
+                  "not reproduced" | "not run" | "no published recipe"}}
 `median` is the censoring-aware median epochs-to-target (null: undefined, fewer than half reached).
 
 Tolerance: a cell fails when its median worsens by more than max(tolerance.epochs, tolerance.relative ×
 baseline median) epochs — by default max(1 epoch, 20%) — or becomes undefined, or disappears. A claim
-fails when its verdict drops (reproduced > partly > not reproduced > not run). Improvements never fail;
-a baseline cell with an undefined median cannot regress on epochs.
+fails when its verdict drops (reproduced > partly > not reproduced > not run > no published recipe).
+Improvements never fail; a baseline cell with an undefined median cannot regress on epochs.
 """
 from __future__ import annotations
 
@@ -38,9 +40,10 @@ class GateResult:
 
 def snapshot(analysis: Analysis, tolerance: dict | None = None) -> dict:
     """The baseline document of the analysed suite as it stands."""
+    every = [*analysis.cells.values(), *analysis.recipes.values()]
     cells = {c.key: {"median": c.summary.median, "budget": c.summary.budget, "reached": c.summary.reached,
-                     "seeds": c.summary.seeds} for c in analysis.cells.values()}
-    verdicts = {r.claim["id"]: r.verdict for r in claim_rows(analysis)}
+                     "seeds": c.summary.seeds} for c in every}
+    verdicts = {r.id: r.verdict for r in claim_rows(analysis)}
     return {"format": FORMAT, "suite": analysis.records.suite, "tolerance": tolerance or DEFAULT_TOLERANCE,
             "cells": dict(sorted(cells.items())), "verdicts": verdicts}
 

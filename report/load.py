@@ -40,10 +40,10 @@ class SuiteRecords:
     total_dirs: int = 0
 
     def targets(self) -> dict[str, Target]:
-        """The target of each task (every counted run of a task shares it)."""
+        """The target of each task: its grid runs' (every one shares it), else its recipes' first."""
         if self.runs.empty:
             return {}
-        first = self.runs.drop_duplicates("task")
+        first = self.runs.sort_values("recipe", kind="stable").drop_duplicates("task")
         return {row.task: Target(row.target_metric, row.target_value, row.target_mode)
                 for row in first.itertuples()}
 
@@ -54,7 +54,8 @@ def _row(status: dict, path: Path) -> dict:
     final, best = status.get("final") or {}, status.get("best") or {}
     return {
         "run_id": str(status.get("run_id") or path.name), "path": str(path),
-        "task": str(status["task"]), "optimizer": str(status["optimizer"]),
+        "task": str(status["task"]), "recipe": str(status.get("recipe") or ""),
+        "optimizer": str(status["optimizer"]),
         "schedule": str(status["schedule"]), "schedule_kind": str(status.get("schedule_kind", "")),
         "seed": int(status["seed"]), "epochs": int(status["epochs"]),
         "max_epochs": int(status["max_epochs"]), "budget_free": bool(status["budget_free"]),
@@ -86,13 +87,15 @@ def _check(status: dict, path: Path) -> Problem | None:
 
 
 def _drop_inconsistent_targets(rows: list[dict], problems: list[Problem]) -> list[dict]:
-    """A task's runs must share one target; runs with a minority target are listed, not counted."""
-    by_task: dict[str, Counter] = {}
+    """The grid runs of a task must share one target, and so must the runs of one recipe (a recipe may
+    set its own, e.g. the TTA accuracy); runs with a minority target are listed, not counted."""
+    by_task: dict[tuple[str, str], Counter] = {}
     for r in rows:
-        by_task.setdefault(r["task"], Counter())[(r["target_metric"], r["target_value"], r["target_mode"])] += 1
+        key = (r["task"], r["recipe"])
+        by_task.setdefault(key, Counter())[(r["target_metric"], r["target_value"], r["target_mode"])] += 1
     kept = []
     for r in rows:
-        common = by_task[r["task"]].most_common(1)[0][0]
+        common = by_task[(r["task"], r["recipe"])].most_common(1)[0][0]
         if (r["target_metric"], r["target_value"], r["target_mode"]) == common:
             kept.append(r)
         else:

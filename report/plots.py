@@ -93,17 +93,19 @@ def lr_momentum(analysis: Analysis, task: str):
 
 
 def ett_bars(analysis: Analysis, task: str):
-    """Median epochs-to-target per cell with a bootstrap 95% CI; hatched bars are censored ('> N')."""
+    """Median epochs-to-target per cell with its exact bootstrap 95% interval (none for one seed); hatched bars are censored ('> N')."""
     cells = analysis.task_cells(task)
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     for i, cell in enumerate(cells):
         s = cell.summary
-        low, high = median_ci(list(cell.seeds.values()))
+        interval = median_ci(list(cell.seeds.values()))  # None with one seed: no error bar
         ax.bar(i, s.median_or_budget, color=_color(cell.optimizer), alpha=0.4 if s.median is None else 0.85,
                hatch="//" if s.median is None else None, edgecolor="black", linewidth=0.5)
-        ax.errorbar(i, s.median_or_budget, yerr=[[max(s.median_or_budget - low, 0)],
-                                                 [max(high - s.median_or_budget, 0)]],
-                    color="black", capsize=3, linewidth=1)
+        if interval:
+            low, high = interval
+            ax.errorbar(i, s.median_or_budget, yerr=[[max(s.median_or_budget - low, 0)],
+                                                     [max(high - s.median_or_budget, 0)]],
+                        color="black", capsize=3, linewidth=1)
         label = f"> {s.budget}" if s.median is None else f"{s.median:g}"
         ax.annotate(f"{label}\n{s.reached}/{s.seeds}", (i, s.median_or_budget), ha="center", va="bottom",
                     fontsize=7, xytext=(0, 3), textcoords="offset points")

@@ -16,7 +16,7 @@ def target_range(analysis: Analysis, task: str, points: int = POINTS) -> list[fl
     best value any run reached, through the task's target: the span where a ranking could change."""
     target = analysis.targets[task]
     runs = analysis.records.runs
-    bests = runs.loc[runs["task"] == task, "best_metric"].dropna().astype(float).to_numpy()
+    bests = runs.loc[(runs["task"] == task) & (runs["recipe"] == ""), "best_metric"].dropna().astype(float).to_numpy()
     if bests.size == 0:
         return [target.value]
     if target.mode == "max":
@@ -36,7 +36,7 @@ def sensitivity(analysis: Analysis, task: str) -> tuple[list[float], dict[str, l
     runs = analysis.records.runs
     curves: dict[str, list[float | None]] = {}
     for cell in analysis.task_cells(task):
-        group = runs[(runs["task"] == task) & (runs["optimizer"] == cell.optimizer)
+        group = runs[(runs["task"] == task) & (runs["recipe"] == "") & (runs["optimizer"] == cell.optimizer)
                      & (runs["schedule"] == cell.schedule)]
         by_seed = seed_runs(group, analysis.records.metrics)
         medians = []

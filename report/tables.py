@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .analysis import BASELINE, Analysis, mean_std
-from .claims import claim_rows, rule_text, twin_label
+from .claims import claim_rows, judged_text, rule_text
 from .ett import fmt_cell, fmt_speed_up
 
 
@@ -37,12 +37,8 @@ def _grid(analysis: Analysis, fill) -> pd.DataFrame:
 
 
 def _run_links(analysis: Analysis, out_dir: Path) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    links = {}
-    for cell in analysis.cells.values():
-        links[(cell.task, _label(cell.optimizer, cell.schedule))] = [
-            (p.name, Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix() + "/")
-            for p in cell.run_paths]
-    return links
+    return {(cell.task, _label(cell.optimizer, cell.schedule)): _links([cell], out_dir)
+            for cell in analysis.cells.values()}
 
 
 def ett_table(analysis: Analysis, out_dir: Path) -> Table:
@@ -86,19 +82,45 @@ def metric_table(analysis: Analysis, which: str) -> Table:
                  "mean ± std over seeds.", frame)
 
 
-def claims_table(analysis: Analysis) -> Table:
+def _links(cells, out_dir: Path) -> list[tuple[str, str]]:
+    return [(p.name, Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix() + "/")
+            for cell in cells for p in cell.run_paths]
+
+
+def claims_table(analysis: Analysis, out_dir: Path) -> Table:
     rows = claim_rows(analysis)
     frame = pd.DataFrame({
         "claim": [f"{r.claim['title']}: {r.claim['text']}" for r in rows],
-        "blog": [r.claim["blog"] for r in rows],
-        "previous report": [r.claim["previous"] for r in rows],
-        "our measurement": [f"{twin_label(r)}. {r.measurement}" if r.task else r.measurement for r in rows],
+        "published run": [f"{r.claim['blog']} — +recipe={r.published['recipe']} ({r.published['epochs']} epochs)"
+                          if r.published else "—" for r in rows],
+        "baseline": [f"{r.claim['previous']} — {r.claim['baseline']['label']}" for r in rows],
+        "runs judged": [judged_text(r) for r in rows],
+        "our measurement": [r.measurement for r in rows],
         "verdict": [r.verdict for r in rows],
         "why": [r.reasons for r in rows],
-    }, index=[r.claim["id"] for r in rows])
+    }, index=[r.id for r in rows])
     frame.index.name = "id"
-    classes = {(r.claim["id"], "verdict"): "verdict-" + r.verdict.replace(" ", "-") for r in rows}
-    return Table("claims", "Claims", rule_text(), frame, classes=classes)
+    classes = {(r.id, "verdict"): "verdict-" + r.verdict.replace(" ", "-") for r in rows}
+    links = {(r.id, "runs judged"): _links(r.judged, out_dir) for r in rows if r.judged}
+    return Table("claims", "Claims as published", rule_text(), frame, links=links, classes=classes)
+
+
+def recipes_table(analysis: Analysis) -> Table:
+    """Every published run's cell: what it ran and what it measured (the claims table judges them)."""
+    cells = sorted(analysis.recipes.values(), key=lambda c: (c.task, c.recipe))
+    frame = pd.DataFrame({
+        "task": [c.task for c in cells],
+        "optimizer · schedule": [_label(c.optimizer, c.schedule) for c in cells],
+        "budget": [str(c.summary.budget) for c in cells],
+        "target": [f"{c.target.metric} {'≥' if c.target.mode == 'max' else '≤'} {c.target.value:g}" for c in cells],
+        "epochs to target": [fmt_cell(c.summary) for c in cells],
+        "final target metric": [_fmt_mean_std(c.final) for c in cells],
+    }, index=[f"+recipe={c.recipe}" for c in cells])
+    frame.index.name = "recipe"
+    note = ("The published runs (conf/recipe/): each seed one run at the recipe's budget, stopped at the "
+            "target when its schedule is budget-free. Epochs to target as above; 1cycle runs count only "
+            "when they end at the target.")
+    return Table("published_runs", "Published runs", note, frame)
 
 
 def seeds_table(analysis: Analysis) -> Table:
@@ -125,7 +147,7 @@ def problems_table(analysis: Analysis) -> Table:
 
 
 def all_tables(analysis: Analysis, out_dir: Path) -> list[Table]:
-    return [claims_table(analysis), ett_table(analysis, out_dir), speedup_table(analysis),
+    return [claims_table(analysis, out_dir), recipes_table(analysis), ett_table(analysis, out_dir), speedup_table(analysis),
             metric_table(analysis, "final"), metric_table(analysis, "best"), probes_table(analysis),
             seeds_table(analysis), problems_table(analysis)]
 

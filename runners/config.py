@@ -134,6 +134,9 @@ class RunConf:
     optimizer: OptimizerConf = MISSING
     schedule: Any = MISSING
     suite: str = "adhoc"
+    # The conf/recipe overlay the run was composed with (each overlay names itself): a published run
+    # (the blog's, awd-lstm-lm's, the WRN paper's) rather than a grid cell. Part of the run id.
+    recipe: Optional[str] = None
     seed: int = 0
     epochs: int = "${task.epochs}"  # type: ignore[assignment]  # budget; 1cycle spans exactly this
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N | mps

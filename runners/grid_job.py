@@ -40,8 +40,12 @@ class GridSettings:
     epoch_seconds: Dict[str, float] = field(default_factory=dict)
     # Extra overrides per task, e.g. its own optimizer sweep: {awd_lstm_wt2: ["optimizer=ntasgd,adamw"]}.
     per_task: Dict[str, List[str]] = field(default_factory=dict)
-    # Blog recipe overlays (conf/recipe/) per task, each an extra cell swept over seeds only.
+    # Published recipes (conf/recipe/) per task, each an extra cell swept over seeds only and run once
+    # at its own budget, as published (budget_search=false).
     recipes: Dict[str, List[str]] = field(default_factory=dict)
+    # False: no budget search, one run at the task's budget (a recipe cell: the run as published;
+    # stopped at the target when its schedule is budget-free).
+    budget_search: bool = True
     # Joblib workers: one CUDA device each (a list of ids); empty on CPU: torch threads split evenly.
     worker_devices: List[str] = field(default_factory=list)
     n_workers: Optional[int] = None  # set by the grid for joblib (CPU thread split)
@@ -89,7 +93,15 @@ def is_budget_free(cfg: DictConfig) -> bool:
 
 
 def cell_name(cfg: DictConfig) -> str:
-    return f"{cfg.task.name}/{cfg.optimizer.name}/{cfg.schedule.name}/seed{cfg.seed}"
+    """task/optimizer/schedule/seedN for a grid cell; task/+recipe/seedN for a published recipe's."""
+    middle = f"+{cfg.recipe}" if cfg.get("recipe") else f"{cfg.optimizer.name}/{cfg.schedule.name}"
+    return f"{cfg.task.name}/{middle}/seed{cfg.seed}"
+
+
+def searches_budget(cfg: DictConfig) -> bool:
+    """Whether the cell's epochs-to-target comes from a budget search (1cycle grid cells) rather than
+    one run at the task's budget (budget-free schedules; recipe cells, run as published)."""
+    return bool(cfg.grid.budget_search) and not is_budget_free(cfg)
 
 
 def cell_path(cfg: DictConfig) -> Path:
@@ -97,7 +109,8 @@ def cell_path(cfg: DictConfig) -> Path:
     config = OmegaConf.to_container(run_config(cfg), resolve=True)
     for key in ("epochs", "stop_at_target"):
         config.pop(key, None)
-    name = f"{cfg.task.name}__{cfg.optimizer.name}__{cfg.schedule.name}__s{cfg.seed}__{records.run_id(config)}"
+    middle = cfg.recipe if cfg.get("recipe") else f"{cfg.optimizer.name}__{cfg.schedule.name}"
+    name = f"{cfg.task.name}__{middle}__s{cfg.seed}__{records.run_id(config)}"
     return Path(cfg.results_dir) / "grids" / cfg.suite / "cells" / f"{name}.json"
 
 
@@ -139,8 +152,8 @@ class ProbeRunner:
 def search_cell(cfg: DictConfig, runner: ProbeRunner) -> tuple[int | None, list[dict]]:
     """Run the cell; returns (epochs to target or None, probes in order)."""
     max_epochs = int(cfg.task.epochs)
-    if is_budget_free(cfg):
-        runner.run(max_epochs, stop_at_target=True)
+    if not searches_budget(cfg):
+        runner.run(max_epochs, stop_at_target=is_budget_free(cfg))
     else:
         start = max(int(cfg.grid.ladder_start), len(cfg.task.stages), 1)
 
@@ -160,8 +173,9 @@ def search_cell(cfg: DictConfig, runner: ProbeRunner) -> tuple[int | None, list[
 def cell_record(cfg: DictConfig, runs: list[dict], epochs: int | None, error: str | None,
                 wall_s: float) -> dict:
     first = runs[0].get("status_dict", {}) if runs else {}
-    return {"cell": cell_name(cfg), "task": cfg.task.name, "optimizer": cfg.optimizer.name,
-            "schedule": cfg.schedule.name, "seed": int(cfg.seed), "budget_free": is_budget_free(cfg),
+    return {"cell": cell_name(cfg), "task": cfg.task.name, "recipe": cfg.get("recipe"),
+            "optimizer": cfg.optimizer.name, "schedule": cfg.schedule.name, "seed": int(cfg.seed),
+            "budget_free": is_budget_free(cfg),
             "max_epochs": int(cfg.task.epochs), "lr": first.get("lr"),
             "status": "failed" if error else "ok", "error": error,
             "epochs_to_target": epochs, "censored": error is None and epochs is None,

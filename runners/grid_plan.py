@@ -20,7 +20,8 @@ from results import records
 from .budget import search_budget
 from .config import resolve_lr, resolve_schedule, validate
 from .errors import UserError
-from .grid_job import cell_name, cell_path, is_budget_free, planned_run_dir, register_grid_configs, run_config
+from .grid_job import (cell_name, cell_path, is_budget_free, planned_run_dir, register_grid_configs, run_config,
+                       searches_budget)
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 RECIPE_FIXED = ("task", "optimizer", "schedule")  # a recipe overlay picks these itself
@@ -76,7 +77,8 @@ def split_user_args(args: list[str]) -> tuple[str | None, list[str]]:
 
 def expand(suite: str, user_args: list[str], extra_args: list[str] = ()) -> tuple[list[Launch], list[str]]:
     """The suite's launches — per task present: its optimizer x schedule x seed sweep, then one launch
-    per blog recipe of the task (the recipe fixes optimizer and schedule; seeds are swept) — and the
+    per published recipe of the task (the recipe fixes optimizer and schedule; seeds are swept; each
+    seed is one run at the recipe's own budget, as published) — and the
     declared tasks that do not exist here."""
     task_spec, other_args = split_user_args(user_args)
     base = compose_grid([f"suite={suite}", *fixed_args(other_args)], with_hydra=True)
@@ -92,7 +94,8 @@ def expand(suite: str, user_args: list[str], extra_args: list[str] = ()) -> tupl
         recipe_args = [a for a in other_args if a.split("=", 1)[0] not in ("optimizer", "schedule")]
         unswept = [f"~hydra.sweeper.params.{k}" for k in params if k in RECIPE_FIXED[1:]]
         for recipe in base.grid.recipes.get(task, []):
-            launches.append(Launch(task, [*common, f"+recipe={recipe}", *unswept, *recipe_args, *extra_args],
+            launches.append(Launch(task, [*common, f"+recipe={recipe}", "grid.budget_search=false", *unswept,
+                                          *recipe_args, *extra_args],
                                    [f"{k}={v}" for k, v in params.items() if k not in RECIPE_FIXED]))
     for launch in launches:
         overrides = OverridesParser.create().parse_overrides(launch.sweep + launch.arguments)
@@ -150,8 +153,8 @@ def plan_cell(cfg: DictConfig) -> dict:
             return status["status"] == "completed" and bool(status.get("target_met_at_end"))
         return budget >= cfg.grid.assumed_fraction * max_epochs
 
-    if is_budget_free(cfg):
-        visit(max_epochs, True)  # cost is an upper bound: the run stops at the target
+    if not searches_budget(cfg):
+        visit(max_epochs, is_budget_free(cfg))  # budget-free: an upper bound, the run stops at the target
     else:
         start = max(int(cfg.grid.ladder_start), len(cfg.task.stages), 1)
         search_budget(lambda b: visit(b, bool(cfg.stop_at_target)), max_epochs, start,
@@ -226,7 +229,7 @@ def summarise(launches: list[Launch], since: float = float("inf")) -> tuple[list
     for launch in launches:
         for cfg in launch.cells:
             record = read_cell(cell_path(cfg), since)
-            key = (cfg.task.name, cfg.optimizer.name, cfg.schedule.name)
+            key = (cfg.task.name, cfg.get("recipe") or "", cfg.optimizer.name, cfg.schedule.name)
             if record is None:
                 failures.append(f"  {cell_name(cfg)}: no cell record (the job did not finish)")
                 continue
@@ -237,8 +240,9 @@ def summarise(launches: list[Launch], since: float = float("inf")) -> tuple[list
             value = "fail" if record["error"] else (
                 f">{record['max_epochs']}" if record["censored"] else str(record["epochs_to_target"]))
             by_cell.setdefault(key, []).append(value)
-    for (task, optimizer, schedule), values in by_cell.items():
-        lines.append(f"  {task:<16} {optimizer:<9} {schedule:<10} epochs to target by seed: {', '.join(values)}")
+    for (task, recipe, optimizer, schedule), values in by_cell.items():
+        what = f"+{recipe}" if recipe else f"{optimizer:<9} {schedule:<10}"
+        lines.append(f"  {task:<16} {what:<20} epochs to target by seed: {', '.join(values)}")
     lines.append(f"cells: {sum(len(l.cells) for l in launches)}, runs (probes): {probes}, "
                  f"trained or resumed this time: {trained}, failures: {len(failures)}")
     return lines, failures

@@ -153,7 +153,7 @@ def execute(cfg: DictConfig) -> Path:
                         f" it produces {list(task.metrics)}")
     path.mkdir(parents=True, exist_ok=True)
     records.write_text_atomic(path / records.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(config)))
-    status = {"run_id": path.name, "suite": cfg.suite, "task": cfg.task.name,
+    status = {"run_id": path.name, "suite": cfg.suite, "task": cfg.task.name, "recipe": cfg.recipe,
               "optimizer": cfg.optimizer.name, "schedule": schedule_cfg["name"],
               "schedule_kind": schedule_cfg["kind"], "seed": cfg.seed, "epochs": cfg.epochs,
               "max_epochs": cfg.task.epochs, "budget_free": BUDGET_FREE[schedule_cfg["kind"]],

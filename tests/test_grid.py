@@ -142,6 +142,21 @@ def test_plan_and_bad_input_train_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_published_recipes_run_once_at_their_own_budget(tmp_path):
+    """The blog suite's recipe cells are the runs as published: one run per seed at the recipe's budget
+    (no budget search); a budget-free one (the WRN paper's step schedule) stops at the target."""
+    plan = subprocess.run([sys.executable, "-m", "runners.grid", "suite=blog", "plan=true", "task=cifar10_wrn22",
+                           "optimizer=adamw", "schedule=one_cycle", "seed=0", f"results_dir={tmp_path}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert plan.returncode == 0, plan.stderr
+    lines = {line.split()[0]: line for line in plan.stdout.splitlines() if line.startswith("  cifar10_wrn22/")}
+    assert " runs 30:todo " in lines["cifar10_wrn22/+cifar10_blog/seed0"]
+    assert " runs 18:todo " in lines["cifar10_wrn22/+cifar10_blog18/seed0"]
+    assert " runs 200:todo " in lines["cifar10_wrn22/+cifar10_wrn_paper/seed0"]
+    assert " 1:todo 2:todo " in lines["cifar10_wrn22/adamw/one_cycle/seed0"]  # the grid cell still searches
+    assert not (tmp_path / "runs").exists()
+
+
 def test_diverged_cells_are_recorded_and_the_grid_goes_on(tmp_path):
     out = grid(tmp_path, "task.lr.sgd=1e12")  # SGD's cells blow up; AdamW's train as usual
     assert out.returncode == 0, out.stderr

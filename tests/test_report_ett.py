@@ -1,10 +1,14 @@
 """Epochs-to-target rules of the report: per seed, censoring-aware medians, speed-ups, formatting."""
 from __future__ import annotations
 
+import itertools
+from collections import Counter
+
 import pytest
 
-from report.ett import (SeedETT, fmt_cell, fmt_speed_up, km_median, median_ci, seed_ett, speed_up,
-                        summarise_cell)
+from report.bootstrap import distribution, resample_weight
+from report.ett import (SeedETT, censored_median, fmt_cell, fmt_speed_up, km_median, median_ci, seed_ett,
+                        speed_up, summarise_cell)
 from results.targets import Target, seed_epochs_to_target
 
 
@@ -120,8 +124,8 @@ def test_speed_up_ratio_of_medians_with_a_ci_around_it():
     result = speed_up([s(2), s(2), s(3)], [s(6), s(6), s(7)])
     assert result.ratio == pytest.approx(3.0)
     assert result.bound == "" and 1 < result.low <= result.ratio <= result.high
-    assert result == speed_up([s(2), s(2), s(3)], [s(6), s(6), s(7)])  # seeded bootstrap: reproducible
-    assert fmt_speed_up(result).startswith("3.00× [")
+    assert result == speed_up([s(2), s(2), s(3)], [s(6), s(6), s(7)])  # exact: the same every time
+    assert fmt_speed_up(result).startswith("3.00× [") and fmt_speed_up(result).endswith("(3 vs 3 seeds)")
 
 
 def test_censored_baseline_makes_the_speed_up_a_lower_bound():
@@ -139,3 +143,67 @@ def test_censored_cell_makes_the_speed_up_an_upper_bound_and_both_censored_none(
 def test_median_ci_brackets_the_values():
     low, high = median_ci([s(2), s(3), s(4)])
     assert 2 <= low <= 3 <= high <= 4
+
+
+# --- the exact bootstrap ---------------------------------------------------------------------------
+
+def brute_force(items, statistic):
+    """Every ordered resample (n^n of them), each with probability n^-n: the definition."""
+    n, out = len(items), {}
+    for picks in itertools.product(range(n), repeat=n):
+        value = statistic([items[i] for i in picks])
+        out[value] = out.get(value, 0.0) + n ** -n
+    return out
+
+
+def test_multiset_weights_sum_to_one():
+    for n in range(1, 7):
+        total = sum(resample_weight(list(Counter(c).values()), n)
+                    for c in itertools.combinations_with_replacement(range(n), n))
+        assert total == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seeds", [[s(2), s(4)], [s(2), s(3), s(8, True)], [s(5), s(6), s(6), s(9)]])
+def test_enumerated_distribution_equals_the_brute_force_one(seeds):
+    dist = distribution(seeds, censored_median)
+    assert dist.exact
+    expected = brute_force(seeds, censored_median)
+    assert dist.probabilities.keys() == expected.keys()
+    for value, prob in expected.items():
+        assert dist.probabilities[value] == pytest.approx(prob)
+
+
+def test_two_seeds_have_three_resamples():
+    # {2,2}: 1/4, {2,4}: 1/2 (KM median: the lower one, 2), {4,4}: 1/4
+    assert distribution([s(2), s(4)], censored_median).probabilities == pytest.approx({2.0: 0.75, 4.0: 0.25})
+
+
+def test_speed_up_interval_is_the_exact_percentile_interval():
+    cell, base = [s(2), s(3), s(3)], [s(5), s(6), s(9)]
+    weights = {}  # ratio -> probability, from the 27 x 27 ordered resamples
+    for b, pb in brute_force(base, censored_median).items():
+        for c, pc in brute_force(cell, censored_median).items():
+            weights[b / c] = weights.get(b / c, 0.0) + pb * pc
+
+    def quantile(q):  # the smallest ratio whose cumulative probability reaches q
+        acc = 0.0
+        for ratio in sorted(weights):
+            acc += weights[ratio]
+            if acc >= q - 1e-12:
+                return ratio
+
+    result = speed_up(cell, base)
+    assert (result.low, result.high) == (quantile(0.025), quantile(0.975))
+    assert result.low < result.ratio < result.high and result.seeds == (3, 3) and result.exact
+
+
+def test_one_seed_gives_no_interval_and_says_so():
+    result = speed_up([s(2)], [s(6), s(6), s(7)])
+    assert result.ratio == pytest.approx(3.0) and result.low is None and result.high is None
+    assert fmt_speed_up(result) == "3.00× (1 vs 3 seeds: no interval)"
+    assert median_ci([s(2)]) is None
+
+
+def test_many_seeds_fall_back_to_sampling_and_say_so():
+    result = speed_up([s(2)] * 6 + [s(3)] * 6, [s(6)] * 12)
+    assert not result.exact and fmt_speed_up(result).endswith("(12 vs 12 seeds, sampled)")

@@ -14,7 +14,7 @@ from report.claims import decide
 from report.ett import SeedETT, speed_up
 from report.gate import allowed_epochs, check, load_baseline, snapshot
 from report.load import load_suite
-from test_report_fixtures import write_suite
+from test_report_fixtures import write_recipe, write_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,10 +25,10 @@ def analysed(tmp_path: Path, **cells):
 
 @pytest.fixture
 def baseline_file(tmp_path):
-    """Baseline: SGD + reference 6 epochs, AdamW + 1cycle 2 epochs, the CIFAR twin reproduced."""
+    """Baseline: SGD + reference 6 epochs, AdamW + 1cycle 2 epochs, on the CIFAR claim's twin."""
     doc = snapshot(analysed(tmp_path / "base"))
     assert doc["cells"]["digits_resnet/adamw/one_cycle"]["median"] == 2
-    assert doc["verdicts"]["cifar10_wrn22"] == "reproduced"
+    assert doc["verdicts"]["cifar10_wrn22"] == "no published recipe"
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps(doc))
     return path
@@ -58,12 +58,23 @@ def test_worsening_beyond_tolerance_fails(tmp_path, baseline_file):
     assert any("digits_resnet/adamw/one_cycle" in f and "allowed ≤ 3" in f for f in result.failures)
 
 
-def test_a_verdict_drop_fails_even_when_cells_are_within_tolerance(tmp_path, baseline_file):
-    baseline = load_baseline(baseline_file)
+def nightly_as_published(results: Path, blog_reach: list) -> Path:
+    """The nightly suite's shape: the blog's 30-epoch CIFAR run and the WRN paper's SGD run."""
+    write_recipe(results, "nightly", "cifar10_wrn22", "cifar10_blog", blog_reach, 30)
+    write_recipe(results, "nightly", "cifar10_wrn22", "cifar10_wrn_paper", [130, 140, 150], 200,
+                 optimizer="sgd", schedule="step", budget_free=True)
+    return results
+
+
+def test_a_verdict_drop_fails_even_when_cells_are_within_tolerance(tmp_path):
+    before = analyse(load_suite("nightly", nightly_as_published(tmp_path / "base", [30, 30, 30])))
+    baseline = snapshot(before)
+    assert baseline["verdicts"]["cifar10_wrn22/cifar10_blog"] == "reproduced"
     baseline["cells"] = {}
-    now = analysed(tmp_path / "now", sgd_ref=[2, 2, 2], adamw_1c=[2, 2, 2])  # no speed-up any more
+    now = analyse(load_suite("nightly", nightly_as_published(tmp_path / "now", [30, None, None])))
     result = check(now, baseline)
-    assert result.failures == ["claim cifar10_wrn22: verdict dropped from 'reproduced' to 'partly'"]
+    assert result.failures == ["claim cifar10_wrn22/cifar10_blog: verdict dropped from 'reproduced' to "
+                               "'not reproduced'"]
 
 
 def test_missing_cell_and_undefined_median_fail(tmp_path, baseline_file):
@@ -102,15 +113,13 @@ def test_committed_nightly_baseline_is_valid():
 # --- the verdict rule -----------------------------------------------------------------------------
 
 class FakeCell:
-    def __init__(self, values, base_values):
+    def __init__(self, values):
         self.seeds = {i: SeedETT(8 if v is None else v, v is None, 1, 8) for i, v in enumerate(values)}
-        base = [SeedETT(8 if v is None else v, v is None, 1, 8) for v in base_values]
-        self.speed_up = speed_up(list(self.seeds.values()), base)
 
 
 @pytest.mark.parametrize("values, base, epochs, claimed, verdict", [
-    ([2, 2, 3], [6, 6, 7], 8, None, "reproduced"),           # twin: (A) and (B)
-    ([2, 2, 3], [6, 6, 7], 8, 5.0, "partly"),                # full task: 3x < claimed 5x
+    ([2, 2, 3], [6, 6, 7], 8, None, "reproduced"),           # (A) and (B); (C) not claimed
+    ([2, 2, 3], [6, 6, 7], 8, 5.0, "partly"),                # 3x < claimed 5x
     ([2, 2, 3], [None, None, None], 8, 3.0, "reproduced"),   # lower bound 4x >= 3x
     ([2, 2, 3], [2, 2, 3], 8, None, "partly"),               # within budget, not faster
     ([6, 7, 7], [7, 7, 8], 5, None, "not reproduced"),       # neither
@@ -119,7 +128,16 @@ class FakeCell:
     ([2, 2], [6, 7], 8, None, "reproduced"),                  # two seeds each: an interval
 ])
 def test_verdict_rule(values, base, epochs, claimed, verdict):
-    assert decide(FakeCell(values, base), epochs, 0.66, claimed, len(base))[0] == verdict
+    cell = FakeCell(values)
+    sp = speed_up(list(cell.seeds.values()), list(FakeCell(base).seeds.values()))
+    assert decide(cell, epochs, 0.66, claimed, sp)[0] == verdict
+
+
+def test_without_a_published_baseline_c_is_not_judged():
+    cell = FakeCell([2, 2, 3])
+    sp = speed_up(list(cell.seeds.values()), list(FakeCell([6, 6, 7]).seeds.values()))
+    verdict, why = decide(cell, 8, 0.66, 10.0, sp, published_baseline=False)
+    assert verdict == "reproduced" and "(C) no published baseline: not judged" in why
 
 
 def test_nightly_workflow_runs_the_suite_gates_and_uploads():

@@ -37,7 +37,7 @@ BLOG = {
     "cifar10_blog": {
         "task.name": "cifar10_wrn22", "task.batch_size": 128, "task.pad": 4, "task.flip": True,
         "task.groups": 3, "task.blocks_per_group": 3, "task.widen": 6, "task.tta": "off",
-        "epochs": 30, "optimizer._target_": "torch.optim.Adam", "optimizer.lr": 3e-3,
+        "recipe": "cifar10_blog", "task.epochs": 30, "epochs": 30, "optimizer._target_": "torch.optim.Adam", "optimizer.lr": 3e-3,
         "optimizer.weight_decay": 0.1, "optimizer.wd_mode": "decoupled",
         "optimizer.kwargs.betas": [0.95, 0.99], "optimizer.kwargs.eps": 1e-8,
         "optimizer.kwargs.amsgrad": False, "schedule.kind": "one_cycle_phases",
@@ -45,12 +45,14 @@ BLOG = {
         "schedule.div": 10.0, "schedule.moms": [0.95, 0.85], "schedule.final_shape": "linear",
         "schedule.lin_end_div": 100.0, "task.target.metric": "test_acc", "task.target.value": 0.94},
     "cifar10_blog18": {
-        "task.name": "cifar10_wrn22", "epochs": 18, "optimizer.lr": 3e-3, "optimizer.weight_decay": 0.1,
+        "recipe": "cifar10_blog18", "task.name": "cifar10_wrn22", "task.epochs": 18, "epochs": 18,
+        "optimizer.lr": 3e-3, "optimizer.weight_decay": 0.1,
         "optimizer.wd_mode": "decoupled", "optimizer.kwargs.betas": [0.95, 0.99],
         "schedule.warmup": 8.325, "schedule.down": 8.325, "schedule.final": 1.35, "schedule.div": 10.0,
         "task.tta": "fastai", "task.target.metric": "test_acc_tta", "task.target.value": 0.94},
     "cars_blog": {
-        "task.name": "cars_resnet50", "epochs": 60, "task.batch_size": 128, "task.image_size": 224,
+        "recipe": "cars_blog", "task.name": "cars_resnet50", "task.epochs": 60, "epochs": 60,
+        "task.batch_size": 128, "task.image_size": 224,
         "task.max_zoom": 1.05, "task.max_rotate": 10.0, "task.lighting": 0.05, "task.flip": True,
         "task.arch": "resnet50", "task.weights": "IMAGENET1K_V1", "task.tta": "fastai",
         "optimizer._target_": "torch.optim.Adam", "optimizer.lr": 1e-2, "optimizer.weight_decay": 1e-3,
@@ -58,6 +60,14 @@ BLOG = {
         "schedule.flat": 0.0, "schedule.down": 0.45, "schedule.final": 0.1, "schedule.div": 10.0,
         "schedule.moms": [0.95, 0.85], "schedule.final_shape": "linear", "schedule.lin_end_div": 100.0,
         "task.target.value": 0.90},
+    # CIFAR-10's published baseline: szagoruyko/wide-residual-networks@51af0c5 scripts/train_cifar.sh:3-9
+    # and train.lua:18-27 (the LR drops before epoch 60, i.e. after 59 done).
+    "cifar10_wrn_paper": {
+        "recipe": "cifar10_wrn_paper", "task.name": "cifar10_wrn22", "task.epochs": 200, "epochs": 200,
+        "task.batch_size": 128, "optimizer._target_": "torch.optim.SGD", "optimizer.lr": 0.1,
+        "optimizer.weight_decay": 5e-4, "optimizer.wd_mode": "l2", "optimizer.kwargs.momentum": 0.9,
+        "optimizer.kwargs.nesterov": True, "schedule.kind": "step", "schedule.milestones": [59, 119, 159],
+        "schedule.gamma": 0.2, "task.target.metric": "test_acc", "task.target.value": 0.94},
 }
 
 
