@@ -36,7 +36,8 @@ def run_counts(analysis: Analysis) -> dict[str, int]:
     counts.update({f"counted {k}": int(v) for k, v in records.runs["status"].value_counts().items()})
     counts.update({f"not counted: {k}": v for k, v in Counter(p.kind for p in records.problems).items()})
     counts["tasks"] = len(analysis.tasks)
-    counts["seeds (max per cell)"] = max((c.summary.seeds for c in analysis.cells.values()), default=0)
+    every = [*analysis.cells.values(), *analysis.recipes.values()]
+    counts["seeds (max per cell)"] = max((c.summary.seeds for c in every), default=0)
     return counts
 
 

@@ -15,17 +15,19 @@ Cost (how the suites were sized):
             (probes), 512 epochs, 12.3 min wall. Epoch cost is the driver (median s/epoch from the
             records: digits_wrn 0.4, digits_finetune 0.7, digits_resnet@width16 and synth LSTM ~2 under
             that load); a fifth twin adds ~1/4. 1 seed keeps it < 15 min; seed=range(3) triples it.
-  nightly — cifar10_wrn22 x adamw x {one_cycle, reference} x 1 seed. plan=true with the target assumed
-            at 30 of 100 epochs: search 1,2,4,8,16,32 + 24,28,30,29 = 174 epochs, reference <= 100
-            (stops at the target): ~275 epochs x ~8 s/epoch = ~37 min. The 8 s is assumed, not measured:
+  nightly — the CIFAR-10 claim as published (+recipe=cifar10_blog, 30 epochs; +recipe=cifar10_wrn_paper,
+            <= 200 epochs, stopped at the target) and the grid's cifar10_wrn22 x adamw x one_cycle, 1 seed.
+            plan=true with the target assumed at 30 of 100 epochs: search 1,2,4,8,16,32 + 24,28,30,29 = 174
+            epochs, + 30 + <= 200 = ~404 epochs x ~8 s/epoch = ~54 min. The 8 s is assumed, not measured:
             WRN-22-6 is ~1.55 GMAC/image forward, x3 for training x 50k images = ~0.47 PFLOP/epoch, at
             ~60-100 TFLOP/s effective bf16 on one A100/H100-class GPU with GPU-resident data.
-  blog    — 4 claims x 4 optimizers x 2 schedules x 3 seeds + the blog/reference recipe cells: plan=true
-            prices it from grid.epoch_seconds (assumed: CIFAR 8 s, Cars 20 s — JPEG decode-bound —,
-            AWD-LSTM 45 s, QRNN 25 s per epoch; awd-lstm-lm's README gives 180 s / 90 s per WT2 epoch on
-            a 2017 GP100 at batch 20) until records give measured ones: ~133 GPU-hours (~17.6k epochs):
-            LM claims ~109 h (38 h of it the 750/500-epoch NT-ASGD reference recipes), Cars ~16 h,
-            CIFAR ~8.5 h. One GPU: ~5.5 days; the cells are independent, so N GPUs / SLURM divide it.
+  blog    — 4 claims x 4 optimizers x 2 schedules x 3 seeds + the published recipe cells x 3 seeds (each
+            one run at its own budget): plan=true prices it from grid.epoch_seconds (assumed: CIFAR 8 s,
+            Cars 20 s — JPEG decode-bound —, AWD-LSTM 45 s, QRNN 25 s per epoch; awd-lstm-lm's README gives
+            180 s / 90 s per WT2 epoch on a 2017 GP100 at batch 20) until records give measured ones:
+            ~127 GPU-hours (~17.1k epochs): LM claims ~104 h (38.5 h of it the 750/500-epoch NT-ASGD
+            reference recipes), Cars ~14.4 h, CIFAR ~9 h (1.7 h of it the blog's two runs and the WRN
+            paper's). One GPU: ~5.3 days; the cells are independent, so N GPUs / SLURM divide it.
 """
 from __future__ import annotations
 
