@@ -18,21 +18,33 @@ import torch
 import torch.nn.functional as F
 
 PAD_MODES = ("reflect", "zeros")
+OFFSET_MODES = ("symmetric", "fastai")
 
 
 @dataclass(frozen=True)
 class CropFlip:
     """Random crop of the image's own size from the image padded by `pad`, and a flip with p 0.5.
     `reflect` is OpenCV's BORDER_REFLECT (edge pixel repeated: fastai 0.7's default pad mode, as
-    torchvision's padding_mode='symmetric'); `zeros` pads with black."""
+    torchvision's padding_mode='symmetric'); `zeros` pads with black.
+    `offsets`: `symmetric` draws each crop offset from 0..2*pad (torchvision RandomCrop); `fastai`
+    from 0..2*pad-1, as fastai 0.7's RandomCrop, floor(U[0, 1) * 2*pad) (transforms.py:324-331
+    @6768875) — a shift of up to pad pixels one way, pad-1 the other."""
 
     pad: int = 4
     flip: bool = True
     pad_mode: str = "reflect"
+    offsets: str = "symmetric"
 
     def __post_init__(self) -> None:
         if self.pad_mode not in PAD_MODES:
             raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {self.pad_mode!r}")
+        if self.offsets not in OFFSET_MODES:
+            raise ValueError(f"offsets must be one of {OFFSET_MODES}, got {self.offsets!r}")
+
+    @property
+    def offset_count(self) -> int:
+        """How many crop offsets there are per axis (0..offset_count-1)."""
+        return max(2 * self.pad, 1) if self.offsets == "fastai" else 2 * self.pad + 1
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,7 @@ class Draws:
     """One epoch's (or one TTA pass's) random choices, one entry per image in `order`."""
 
     order: torch.Tensor  # image indices, in batch order
-    dy: torch.Tensor  # crop offsets in [0, 2 * pad]
+    dy: torch.Tensor  # crop offsets in [0, 2 * pad] (0..2*pad-1 for CropFlip.offsets="fastai")
     dx: torch.Tensor
     flip: torch.Tensor  # bool
 
@@ -51,8 +63,8 @@ class Draws:
 def draw_crop_flip(order: torch.Tensor, aug: CropFlip, generator: torch.Generator) -> Draws:
     """Offsets and flips for every image in `order`, from `generator` (a CPU generator)."""
     n = len(order)
-    dy = torch.randint(0, 2 * aug.pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * aug.pad + 1, (n,), generator=generator)
+    dy = torch.randint(0, aug.offset_count, (n,), generator=generator)
+    dx = torch.randint(0, aug.offset_count, (n,), generator=generator)
     flip = torch.rand(n, generator=generator) < 0.5
     return Draws(order, dy, dx, flip if aug.flip else torch.zeros(n, dtype=torch.bool))
 

@@ -20,11 +20,11 @@ from ..base import Task
 from .cars import LAYOUTS, load_cars
 from .cifar import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
 from .paths import cache_root, data_root
-from .resident import (PAD_MODES, CropFlip, ResidentImages, accuracy_and_loss, draw_crop_flip,
+from .resident import (OFFSET_MODES, PAD_MODES, CropFlip, ResidentImages, accuracy_and_loss, draw_crop_flip,
                        mean_probabilities, plain_draws)
 from .resnet_head import torchvision_body_head
 from .side_on import CachedImages, SideOn, ViewBatches, centre_view, draw_side_on
-from .wrn import WideResNet
+from .wrn import BN_INITS, IDENTITY_MODES, WideResNet
 
 TTA_MODES = ("off", "flip", "fastai")
 TTA_AUGMENTED = 4  # fastai 0.7 Learner.TTA(n_aug=4): the plain view averaged with 4 augmented ones
@@ -104,8 +104,11 @@ class Cifar10WRNConf(TaskConf):
     eval_batch_size: int = 1000
     pad: int = 4
     pad_mode: str = "reflect"
+    crop_offsets: str = "fastai"  # fastai (0..2*pad-1, fastai 0.7's RandomCrop) | symmetric (0..2*pad)
     flip: bool = True
     tta: str = "off"  # off | flip | fastai
+    identity: str = "preact"  # identity blocks add: preact (ReLU(BN(x)), fastai 0.7) | input (x)
+    bn_init: str = "uniform"  # plain BNs' initial scale: uniform U(0,1) (PyTorch 0.4, the blog's) | ones
     groups: int = 3
     blocks_per_group: int = 3
     widen: int = 6
@@ -117,16 +120,19 @@ class Cifar10WRN(ResidentCropFlipTask):
     def __init__(self, cfg, device="cpu"):
         self.cfg = cfg
         check_choice("pad_mode", cfg.pad_mode, PAD_MODES)
+        check_choice("crop_offsets", cfg.crop_offsets, OFFSET_MODES)
+        check_choice("identity", cfg.identity, IDENTITY_MODES)
+        check_choice("bn_init", cfg.bn_init, BN_INITS)
         x_tr, y_tr, x_te, y_te = load_cifar10(data_root(cfg.data_dir), cfg.download, cfg.verify_md5, cfg.subset)
         super().__init__(ResidentImages(x_tr, y_tr, CIFAR10_MEAN, CIFAR10_STD, device),
                          ResidentImages(x_te, y_te, CIFAR10_MEAN, CIFAR10_STD, device),
-                         CropFlip(cfg.pad, cfg.flip, cfg.pad_mode), cfg.batch_size, cfg.eval_batch_size,
-                         cfg.tta)
+                         CropFlip(cfg.pad, cfg.flip, cfg.pad_mode, cfg.crop_offsets), cfg.batch_size,
+                         cfg.eval_batch_size, cfg.tta)
 
     def build_model(self) -> nn.Module:
         c = self.cfg
         return WideResNet(c.groups, c.blocks_per_group, c.widen, classes=10, start_width=c.start_width,
-                          drop=c.drop)
+                          drop=c.drop, identity=c.identity, bn_init=c.bn_init)
 
 
 @dataclass
