@@ -157,12 +157,16 @@ def train_epoch(task, model, optimizer, schedule: BuiltSchedule, settings: Setti
     return loss_sum.item() / n, step, trace
 
 
-def evaluate(task, model, optimizer, device, precision: str) -> dict[str, float]:
+def evaluate(task, model, optimizer, device, precision: str, final: bool = False) -> dict[str, float]:
     # An optimizer that averages iterates (NT-ASGD) evaluates with the averaged weights swapped in.
+    # `final`: the task's optional end-of-run metrics (Task.evaluate_final) in that same context.
+    method = getattr(task, "evaluate_final", None) if final else task.evaluate
+    if method is None:
+        return {}
     weights = getattr(optimizer, "evaluation_weights", nullcontext)
     model.eval()
     with torch.no_grad(), autocast(device, precision), weights():
-        metrics = task.evaluate(model)
+        metrics = method(model)
     train_mode(model)
     return {k: float(v) for k, v in metrics.items()}
 
@@ -202,12 +206,17 @@ def fit(task, target: Target, opt_cfg: dict, lr: float, sched_cfg: dict, stages:
             return Outcome("diverged", epoch, f"non-finite training loss in epoch {epoch + 1}")
         metrics = evaluate(task, forward, optimizer, device, settings.precision)
         wall += time.perf_counter() - started
+        stop = settings.stop_at_target and schedule.budget_free and target.is_met(metrics.get(target.metric))
+        if stop or epoch + 1 == settings.epochs:
+            # End-of-run metrics join the last row before it is written, so a resumed run has them;
+            # not in wall_s, which times training and the per-epoch evaluation.
+            metrics.update(evaluate(task, forward, optimizer, device, settings.precision, final=True))
         row = {"epoch": epoch + 1, "step": step, "wall_s": round(wall, 3), "train_loss": train_loss,
                "lr": trace[-1][1], "momentum": trace[-1][2], "lr_trace": trace, **metrics}
         for hook in hooks:
             hook.on_epoch_end(epoch + 1, row)
         files.epoch_done(row, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "rng": rng_state(), "epoch": epoch + 1, "step": step, "wall_s": wall})
-        if settings.stop_at_target and schedule.budget_free and target.is_met(metrics.get(target.metric)):
+        if stop:
             return Outcome("completed", epoch + 1, "stopped at target")
     return Outcome("completed", settings.epochs)

@@ -95,8 +95,9 @@ class RunFiles:
 
 
 def summarise(rows: list[dict], target: Target) -> dict:
-    metrics = [k for k in (rows[0] if rows else {}) if k not in ("epoch", "step", "wall_s", "lr",
-                                                                 "momentum", "lr_trace")]
+    # Every metric of any row: end-of-run metrics (Task.evaluate_final) are in the last row only.
+    metrics = list(dict.fromkeys(k for r in rows for k in r
+                                 if k not in ("epoch", "step", "wall_s", "lr", "momentum", "lr_trace")))
     best = {}
     for key in metrics:
         values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]

@@ -15,7 +15,9 @@ class Task(ABC):
     seeded from (seed, epoch) — so an epoch's data order and augmentation are reproducible on resume —
     and wraps `evaluate` in eval mode, no_grad and the run's autocast. A batch may carry `lr_scale`
     (e.g. variable-length BPTT scales the LR by seq_len / bptt). A task may also define
-    `on_epoch_end(epoch, row)`, called after each evaluation.
+    `on_epoch_end(epoch, row)`, called after each evaluation, and end-of-run metrics: names in a tuple
+    `final_metrics` and `evaluate_final(model) -> dict`, which the engine calls on the last epoch only, in
+    `evaluate`'s context, adding them to that epoch's row (suites/text/tasks.py: the blog's LM evaluation).
     """
 
     metrics: tuple[str, ...] = ()  # the names `evaluate` returns; the target metric is one of them

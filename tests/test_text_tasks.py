@@ -71,6 +71,7 @@ def test_recipes_run(recipe, wikitext_dir, results):
     status, rows, _ = run([f"+recipe={recipe}", "epochs=2", f"task.data_dir={wikitext_dir}", *TINY_MODEL],
                           results)
     assert status["status"] == "completed" and math.isfinite(rows[-1]["val_ppl"])
+    assert status["recipe"] == recipe  # the report finds a published run by this field
 
 
 def test_cache_pointer_metrics_when_enabled(wikitext_dir, results):

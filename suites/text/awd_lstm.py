@@ -45,7 +45,7 @@ class RecurrentLM(nn.Module):
     each called as layer(x, state) -> (output, state)."""
 
     def __init__(self, vocab_size: int, layers: Sequence[nn.Module], emb_size: int, dropouts: Dropouts,
-                 tie_weights: bool = True, out_size: int | None = None):
+                 tie_weights: bool = True, out_size: int | None = None, zero_decoder_bias: bool = True):
         super().__init__()
         self.encoder = nn.Embedding(vocab_size, emb_size)
         self.embedding_drop = EmbeddingDropout(vocab_size, dropouts.embedding)
@@ -55,7 +55,8 @@ class RecurrentLM(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.decoder = nn.Linear(emb_size if tie_weights else out_size, vocab_size)
         nn.init.uniform_(self.encoder.weight, -0.1, 0.1)  # awd-lstm-lm's initialisation
-        nn.init.zeros_(self.decoder.bias)
+        if zero_decoder_bias:  # awd-lstm-lm model.py:65 @1d466ec. Else nn.Linear's default U(+-1/sqrt(in)),
+            nn.init.zeros_(self.decoder.bias)  # as fastai 0.7 (lm_rnn.py:151-154 @6768875) left it
         if tie_weights:
             self.decoder.weight = self.encoder.weight
         else:
@@ -80,8 +81,9 @@ def layer_sizes(emb_size: int, hidden_size: int, layers: int, tie_weights: bool)
 
 
 def awd_lstm(vocab_size: int, emb_size: int, hidden_size: int, layers: int, dropouts: Dropouts,
-             tie_weights: bool = True) -> RecurrentLM:
+             tie_weights: bool = True, zero_decoder_bias: bool = True) -> RecurrentLM:
     sizes = layer_sizes(emb_size, hidden_size, layers, tie_weights)
     stack = [WeightDropLSTM(sizes[i], sizes[i + 1], dropouts.weight) for i in range(layers)]
-    return RecurrentLM(vocab_size, stack, emb_size, dropouts, tie_weights, out_size=sizes[-1])
+    return RecurrentLM(vocab_size, stack, emb_size, dropouts, tie_weights, out_size=sizes[-1],
+                       zero_decoder_bias=zero_decoder_bias)
 

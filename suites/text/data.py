@@ -18,7 +18,7 @@ import torch
 
 from runners.errors import DatasetMissing
 
-EOS, UNK = "<eos>", "<unk>"
+EOS, UNK, PAD = "<eos>", "<unk>", "_pad_"
 SPLITS = ("train", "valid", "test")
 WIKITEXT_ENV = "ONECYCLE_WIKITEXT_DIR"
 WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-v1")
@@ -56,6 +56,14 @@ def build_corpus(lines_by_split: dict[str, Iterable[str]]) -> Corpus:
         return torch.tensor([index.get(w, unknown) for w in tokens[split]], dtype=torch.int64)
 
     return Corpus(train=ids("train"), valid=ids("valid"), test=ids("test"), words=words)
+
+
+def with_pad_token(corpus: Corpus) -> Corpus:
+    """The blog's vocabulary: `_pad_` inserted at index 0, every other id one higher. It never occurs in
+    the text, so it is never an input or a target (sgugger/Adam-experiments train_rnn.py:48-49 @b1ede77:
+    `itos = [o for o,c in cnt.most_common()]; itos.insert(0,'_pad_')`)."""
+    return Corpus(train=corpus.train + 1, valid=corpus.valid + 1, test=corpus.test + 1,
+                  words=[PAD, *corpus.words])
 
 
 def _missing_message(detail: str) -> str:
@@ -138,32 +146,58 @@ class TextBatch:
 
     inputs: torch.Tensor
     targets: torch.Tensor
-    lr_scale: float = 1.0  # the engine scales the LR by it: seq_len / bptt
+    lr_scale: float = 1.0  # the engine scales the LR by it: seq_len / bptt, or 1
     reset_state: bool = False  # first window of an epoch: start from a zero hidden state
 
 
+LOADERS = ("fastai", "awd_lstm")
+
+
+def _draw_length(bptt: int, generator: torch.Generator) -> int:
+    """~N(bptt, 5), around bptt/2 with probability 0.05, at least 5 (both loaders draw alike)."""
+    mean = bptt if torch.rand((), generator=generator).item() < 0.95 else bptt / 2
+    return max(5, int(torch.normal(float(mean), 5.0, (), generator=generator).item()))
+
+
 def bptt_lengths(rows: int, bptt: int, generator: torch.Generator, variable: bool = True) -> list[int]:
-    """awd-lstm-lm's window lengths over `rows` rows: ~N(bptt, 5), around bptt/2 with probability
-    0.05, at least 5; fixed bptt when not `variable`. The last window is cut to the data."""
+    """awd-lstm-lm's window lengths over `rows` rows (salesforce/awd-lstm-lm main.py:179-182 @1d466ec):
+    drawn by `_draw_length` until the data runs out; fixed bptt when not `variable`. The last window
+    is cut to the data."""
     lengths, start = [], 0
     while start < rows - 2:
-        if variable:
-            mean = bptt if torch.rand((), generator=generator).item() < 0.95 else bptt / 2
-            length = max(5, int(torch.normal(float(mean), 5.0, (), generator=generator).item()))
-        else:
-            length = bptt
-        length = min(length, rows - 1 - start)
+        length = min(_draw_length(bptt, generator) if variable else bptt, rows - 1 - start)
         lengths.append(length)
         start += length
     return lengths
 
 
-def bptt_batches(data: torch.Tensor, bptt: int, generator: torch.Generator,
-                 variable: bool = True) -> list[TextBatch]:
-    """An epoch's windows over batchified `data`, in order (the hidden state flows between them)."""
+def fastai_lengths(rows: int, bptt: int, generator: torch.Generator) -> list[int]:
+    """fastai 0.7 `LanguageModelLoader.__iter__` (fastai/text.py:161-174 @6768875): the first window is
+    bptt + 25 tokens, later ones `_draw_length`; the epoch ends after `rows // bptt - 1` windows (its
+    __len__), so the stream's last ~3% goes unseen. At least one window, so a tiny stream still trains."""
+    lengths, start, count = [], 0, max(rows // bptt - 1, 1)
+    while start < rows - 1 and len(lengths) < count:
+        length = min(bptt + 25 if start == 0 else _draw_length(bptt, generator), rows - 1 - start)
+        lengths.append(length)
+        start += length
+    return lengths
+
+
+def bptt_batches(data: torch.Tensor, bptt: int, generator: torch.Generator, variable: bool = True,
+                 loader: str = "awd_lstm", scale_lr: bool = True) -> list[TextBatch]:
+    """An epoch's windows over batchified `data`, in order (the hidden state flows between them).
+    `loader`: whose window rule; `scale_lr`: the LR times seq_len / bptt, as awd-lstm-lm main.py:186-187
+    @1d466ec does (fastai 0.7 never does: model.py:64-70 @6768875 steps at the group's LR)."""
+    if loader not in LOADERS:
+        raise ValueError(f"bptt loader must be one of {LOADERS}, got {loader!r}")
+    rows = data.shape[0]
+    if loader == "fastai" and variable:
+        lengths = fastai_lengths(rows, bptt, generator)
+    else:
+        lengths = bptt_lengths(rows, bptt, generator, variable)
     batches, start = [], 0
-    for length in bptt_lengths(data.shape[0], bptt, generator, variable):
+    for length in lengths:
         batches.append(TextBatch(data[start:start + length], data[start + 1:start + 1 + length],
-                                 lr_scale=length / bptt, reset_state=start == 0))
+                                 lr_scale=length / bptt if scale_lr else 1.0, reset_state=start == 0))
         start += length
     return batches

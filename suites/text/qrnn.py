@@ -134,10 +134,11 @@ class QRNNLayer(nn.Module):
 
 
 def qrnn_lm(vocab_size: int, emb_size: int, hidden_size: int, layers: int, dropouts: Dropouts,
-            tie_weights: bool = True, zoneout: float = 0.0) -> RecurrentLM:
+            tie_weights: bool = True, zoneout: float = 0.0, zero_decoder_bias: bool = True) -> RecurrentLM:
     """awd-lstm-lm's QRNN: convolution window 2 on the first layer, 1 after; weight drop on each
     layer's gate weights."""
     sizes = layer_sizes(emb_size, hidden_size, layers, tie_weights)
     stack = [QRNNLayer(sizes[i], sizes[i + 1], window=2 if i == 0 else 1, weight_p=dropouts.weight,
                        zoneout=zoneout) for i in range(layers)]
-    return RecurrentLM(vocab_size, stack, emb_size, dropouts, tie_weights, out_size=sizes[-1])
+    return RecurrentLM(vocab_size, stack, emb_size, dropouts, tie_weights, out_size=sizes[-1],
+                       zero_decoder_bias=zero_decoder_bias)
