@@ -60,8 +60,8 @@ BLOG = {
         "schedule.flat": 0.0, "schedule.down": 0.45, "schedule.final": 0.1, "schedule.div": 10.0,
         "schedule.moms": [0.95, 0.85], "schedule.final_shape": "linear", "schedule.lin_end_div": 100.0,
         "task.target.value": 0.90},
-    # CIFAR-10's published baseline: szagoruyko/wide-residual-networks@51af0c5 scripts/train_cifar.sh:3-9
-    # and train.lua:18-27 (the LR drops before epoch 60, i.e. after 59 done).
+    # CIFAR-10's published baseline: szagoruyko/wide-residual-networks scripts/train_cifar.sh:3-9 @51af0c5
+    # and train.lua:19-25 @06e84a4 (its epoch loop lowers the LR before epoch 60, i.e. after 59 done).
     "cifar10_wrn_paper": {
         "recipe": "cifar10_wrn_paper", "task.name": "cifar10_wrn22", "task.epochs": 200, "epochs": 200,
         "task.batch_size": 128, "optimizer._target_": "torch.optim.SGD", "optimizer.lr": 0.1,
