@@ -90,7 +90,9 @@ def test_parallel_launchers_produce_complete_records(tmp_path, launcher):
 
 
 def test_sigkill_mid_grid_then_rerun_completes_every_run_once(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "runners.grid", *REDUCED, f"results_dir={tmp_path}"],
+    # A wider net than REDUCED's, so that a run lasts long enough (~1 s) to be caught mid-flight.
+    proc = subprocess.Popen([sys.executable, "-m", "runners.grid", *REDUCED, "task.width=24",
+                             f"results_dir={tmp_path}"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
@@ -102,7 +104,7 @@ def test_sigkill_mid_grid_then_rerun_completes_every_run_once(tmp_path):
             done = list((tmp_path / "grids/mini/cells").glob("*.json"))
             if running and done:
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -111,14 +113,14 @@ def test_sigkill_mid_grid_then_rerun_completes_every_run_once(tmp_path):
                    if json.loads(p.read_text())["status"] == "running"]
     assert interrupted
 
-    rerun = grid(tmp_path)
+    rerun = grid(tmp_path, "task.width=24")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     check_complete(tmp_path)
     for path in interrupted:
         assert json.loads((path / "status.json").read_text())["resumed"] is True
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/mini/*/*")}
 
-    last = grid(tmp_path)
+    last = grid(tmp_path, "task.width=24")
     assert last.returncode == 0 and "trained or resumed this time: 0" in last.stdout
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/mini/*/*")} == mtimes
 
