@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUITE ?=
 ARGS ?=
+RESULTS ?= $(or $(ONECYCLE_RESULTS),results)
 
 .PHONY: help install test run reproduce report bench gpu-check clean
 
@@ -28,11 +29,18 @@ test: $(STAMP) ## Run the test suite (CPU, no network)
 run: $(STAMP) ## Train one experiment (default: digits_resnet, adamw + one_cycle); ARGS= for overrides
 	$(BIN)/python -m runners.train $(ARGS)
 
+# The grid, then the report (even after a failed cell: the page lists it), exiting with the grid's status.
 reproduce: $(STAMP) ## Run a suite then build its report (SUITE=blog on CUDA, mini otherwise)
-	$(BIN)/python -m runners.grid $(if $(SUITE),suite=$(SUITE),) $(ARGS)
+	@suite="$(SUITE)"; \
+	if [ -z "$$suite" ]; then suite=$$($(BIN)/python -c "import torch; print('blog' if torch.cuda.is_available() else 'mini')"); \
+	  echo "SUITE=$$suite (blog on CUDA, mini otherwise; choose with SUITE=NAME)"; fi; \
+	$(BIN)/python -m runners.grid suite=$$suite results_dir=$(RESULTS) $(ARGS); status=$$?; \
+	[ $$status -eq 2 ] && exit 2; \
+	$(BIN)/python -m report suite=$$suite results_dir=$(RESULTS) || exit $$?; \
+	exit $$status
 
 report: $(STAMP) ## Build the HTML report of a suite from its records (SUITE=mini)
-	$(BIN)/python -m report suite=$(or $(SUITE),mini) $(ARGS)
+	$(BIN)/python -m report suite=$(or $(SUITE),mini) results_dir=$(RESULTS) $(ARGS)
 
 bench: $(STAMP) ## Measure the suite's hot paths; writes results/bench/bench.json
 	$(BIN)/python -m bench $(ARGS)

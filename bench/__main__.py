@@ -7,6 +7,8 @@ import importlib
 import json
 from pathlib import Path
 
+from results.records import write_text_atomic
+
 from .timing import machine, print_table
 
 SECTIONS = ("engine", "vision", "recurrent")  # bench/<name>.py, each with run(repeats) -> dict
@@ -32,8 +34,7 @@ def main() -> None:
             report["sections"][name] = {"skipped": f"not available ({exc})"}
             continue
         report["sections"][name] = module.run(repeats=args.repeats)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    write_text_atomic(OUT, json.dumps(report, indent=2) + "\n")
     print(f"machine: {report['machine']}")
     print_table(report["sections"])
     print(f"wrote {OUT}")

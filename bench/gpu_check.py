@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from results.records import write_text_atomic
+
 from .timing import machine
 from .vision import gpu_check_vision
 
@@ -110,8 +112,7 @@ def main() -> None:
         if isinstance(row, dict) and peak:
             row["pct_of_bf16_peak"] = round(100 * row["tflop_s"] / peak, 1)
     report["wall_s"] = round(time.perf_counter() - started, 1)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    write_text_atomic(OUT, json.dumps(report, indent=2) + "\n")
     print(f"{name}: bf16 peak {peak} TFLOP/s")
     for section in ("vision", "text"):
         for task, row in report[section].items():

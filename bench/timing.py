@@ -8,22 +8,6 @@ import time
 from typing import Callable
 
 
-def measure(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> dict:
-    """Seconds per call: median, min and max over `repeats` after `warmup` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return _summary(times)
-
-
-def ratio(a: dict, b: dict) -> float:
-    return a["median_s"] / b["median_s"]
-
-
 def _summary(times: list[float]) -> dict:
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
             "repeats": len(times)}

@@ -1,6 +1,6 @@
 """CLI of the report (key=value arguments, no Hydra):
 
-    python -m report suite=NAME [results_dir=results] [out_dir=DIR] [screenshot=auto|true|false]
+    python -m report suite=NAME [results_dir=results] [out_dir=DIR] [screenshot=false|true|auto]
     python -m report check suite=NAME baseline=PATH [results_dir=results]
     python -m report baseline suite=NAME out=PATH [results_dir=results]
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+from results.records import write_text_atomic
 
 from . import build
 
@@ -64,7 +66,7 @@ def _screenshot(page: Path, mode: str) -> None:
 
 
 def run_build(args: dict) -> int:
-    mode = args.get("screenshot", "auto")
+    mode = args.get("screenshot", "false")  # opt-in: a headless browser is slow and not everywhere
     if mode not in ("auto", "true", "false"):
         raise UsageError(f"screenshot={mode!r}: expected auto, true or false")
     page = build(args["suite"], args.get("results_dir", "results"), args.get("out_dir"))
@@ -99,8 +101,7 @@ def run_baseline(args: dict) -> int:
 
     doc = snapshot(analyse(load_suite(args["suite"], args.get("results_dir", "results"))))
     out = Path(args["out"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     print(f"baseline={out} ({len(doc['cells'])} cells, {len(doc['verdicts'])} verdicts)")
     return 0
 

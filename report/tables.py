@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from results.records import write_text_atomic
+
 from .analysis import BASELINE, Analysis, mean_std
 from .claims import claim_rows, judged_text, rule_text
 from .ett import fmt_cell, fmt_speed_up
@@ -168,7 +170,7 @@ def export(tables: list[Table], out_dir: Path) -> list[Path]:
     written = []
     for table in tables:
         csv_path, md_path = out_dir / f"{table.name}.csv", out_dir / f"{table.name}.md"
-        table.frame.to_csv(csv_path)
-        md_path.write_text(f"### {table.title}\n\n{table.note}\n\n{to_markdown(table.frame)}")
+        write_text_atomic(csv_path, table.frame.to_csv())
+        write_text_atomic(md_path, f"### {table.title}\n\n{table.note}\n\n{to_markdown(table.frame)}")
         written += [csv_path, md_path]
     return written

@@ -12,7 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Callable, Mapping
 
 STATUSES = ("running", "completed", "diverged", "failed")
 FINAL_STATUSES = ("completed", "diverged")  # rerunning these would repeat the same result
@@ -51,18 +51,25 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """The one way a record, checkpoint or cache file is written: `write(fh)` fills a temporary file
+    beside `path`, which is flushed to disk (fsync) and then renamed over `path`. A reader or a kill at
+    any instant sees the old file or the new one, never a part; a failed write leaves no temporary."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_atomic(path, lambda fh: fh.write(text.encode()))
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

@@ -8,9 +8,13 @@ from typing import Iterable, Mapping
 MODES = ("max", "min")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Target:
-    """A task's success criterion: `metric` must reach `value` from above (min) or below (max)."""
+    """A task's success criterion: `metric` must reach `value` from above (min) or below (max).
+
+    Also the schema of every task config's `target` node (suites/base.py:TaskConf), so there is one
+    definition of a target. Not frozen: OmegaConf makes a frozen dataclass's node read-only, and
+    overrides such as `task.target.value=0.3` must work."""
 
     metric: str
     value: float
@@ -31,10 +35,6 @@ class Target:
         if value is None or not math.isfinite(value):
             return False
         return value >= self.value if self.mode == "max" else value <= self.value
-
-    def better(self, a: float, b: float) -> bool:
-        """True when `a` is strictly better than `b` for this target's mode."""
-        return a > b if self.mode == "max" else a < b
 
 
 def epochs_to_target(rows: Iterable[Mapping], target: Target) -> int | None:

@@ -7,7 +7,8 @@ budget (same task, optimizer, schedule shape, seed). Under it a geometric ladder
 the threshold), the answer is still a budget that hits whose bracketing lower probe missed, and every
 probe is returned so that a reader can see the non-monotone pairs.
 
-Pure: `reaches(budget) -> bool` is the only effect; the grid wraps a real, cached, resumable run in it.
+Pure: `reaches(budget) -> bool` is the only effect; the grid wraps a real, cached, resumable run in it
+(and its plan a recorded or assumed outcome: runners/grid/job.py DryRunner).
 """
 from __future__ import annotations
 
@@ -78,9 +79,3 @@ def search_budget(reaches: Callable[[int], bool], max_budget: int, start: int = 
             floor = middle
     return SearchResult(hit, max_budget, tuple(probes))
 
-
-def simulate(max_budget: int, start: int, factor: float, known: dict[int, bool],
-             assumed_budget: int) -> SearchResult:
-    """The search as it would go when budgets in `known` have recorded outcomes and every other
-    budget hits iff it is >= `assumed_budget` (the plan's cost estimate)."""
-    return search_budget(lambda b: known.get(b, b >= assumed_budget), max_budget, start, factor)

@@ -1,12 +1,13 @@
 """Per-epoch checkpoints: model, optimizer, position, RNG states — loadable with weights_only=True."""
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from results import records
 
 
 def rng_state() -> dict:
@@ -31,10 +32,8 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Atomic: a kill during the save leaves the previous checkpoint intact."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Atomic (records.write_atomic): a kill during the save leaves the previous checkpoint intact."""
+    records.write_atomic(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: Path) -> dict | None:

@@ -1,51 +1,21 @@
 """Typed config schemas (Hydra ConfigStore), so an unknown key or a wrong type fails at compose time,
-plus the value checks a type cannot express (lr > 0, pct_start in (0, 1), ...)."""
+plus the value checks a type cannot express (lr > 0, pct_start in (0, 1), ...). The task schemas are
+the task contract's (suites/base.py); the entry points pass their registry to `register_configs`."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from .errors import UserError
-from .optimizers import WD_MODES
+from results import records
+from results.errors import UserError
+from results.targets import MODES
 
-
-@dataclass
-class TargetConf:
-    metric: str = MISSING
-    value: float = MISSING
-    mode: str = "max"
-
-
-@dataclass
-class StageConf:
-    """A training stage (fine-tuning: head only, then all): its share of the run's epochs, the LR
-    multiplier on the run's base LR, frozen parameter groups and per-group LR multipliers. Each stage
-    gets a fresh optimizer and runs the whole schedule over its own epochs (as fastai's fit calls)."""
-
-    name: str = "train"
-    frac: float = 1.0
-    lr_mult: float = 1.0
-    freeze: List[str] = field(default_factory=list)
-    group_lr_mult: Dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class TaskConf:
-    """Fields every task has; a task's own schema subclasses this (see suites/)."""
-
-    _target_: str = MISSING
-    name: str = MISSING
-    epochs: int = MISSING  # the budget: maximum epochs for this task
-    target: TargetConf = field(default_factory=TargetConf)
-    # The schedule used "without 1cycle" (schedule=reference): a schedule config, kind + parameters.
-    reference: Dict[str, Any] = field(default_factory=dict)
-    # Base LR per optimizer name, or per "optimizer/schedule" (more specific wins).
-    lr: Dict[str, float] = field(default_factory=dict)
-    stages: List[StageConf] = field(default_factory=list)  # empty: one stage, nothing frozen
+WD_MODES = ("l2", "decoupled")  # added to the gradient, or p <- p - lr_t * wd * p (runners/optimizers.py)
 
 
 @dataclass
@@ -155,16 +125,17 @@ class RunConf:
     lr_find: LRFindConf = field(default_factory=LRFindConf)
 
 
-def register_configs() -> None:
+def register_configs(task_schemas: Mapping[str, type]) -> None:
+    """Store the run, optimizer and schedule schemas, and `task_schemas` (task name -> TaskConf
+    subclass, i.e. suites.TASK_SCHEMAS) as `task/<name>_schema`. Taken as an argument so that runners/
+    never imports suites/ to find them."""
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConf)
     cs.store(group="optimizer", name="optimizer_schema", node=OptimizerConf)
     for kind, schema in SCHEDULE_SCHEMAS.items():
         cs.store(group="schedule", name=f"{kind}_schema", node=schema)
     cs.store(group="schedule", name="reference_schema", node=ReferenceConf)
-    from suites import TASK_SCHEMAS  # the registry, not any particular dataset
-
-    for name, schema in TASK_SCHEMAS.items():
+    for name, schema in task_schemas.items():
         cs.store(group="task", name=f"{name}_schema", node=schema)
 
 
@@ -186,18 +157,17 @@ def resolve_schedule(cfg: DictConfig) -> dict:
     return out
 
 
-def resolve_lr(cfg: DictConfig) -> tuple[float, str]:
-    """Base LR and where it came from: the optimizer config/CLI, the task's table, or else an LR range
-    test run once per (task, optimizer) and cached (runners/lr_find.py)."""
+def configured_lr(cfg: DictConfig) -> tuple[float, str] | None:
+    """Base LR and where it came from — the optimizer config/CLI, or the task's table — or None when the
+    config gives none (then the run's LR range test gives it: runners/run.py `resolve_lr`). Reading a
+    config never trains a model."""
     if cfg.optimizer.lr is not None:
         return float(cfg.optimizer.lr), "optimizer.lr"
     table = cfg.task.lr
     for key in (f"{cfg.optimizer.name}/{cfg.schedule.name}", cfg.optimizer.name):
         if key in table:
             return float(table[key]), f"task.lr[{key}]"
-    from .lr_find import find_lr  # lazy: it imports the engine
-
-    return find_lr(cfg)
+    return None
 
 
 def _check(ok: bool, message: str) -> None:
@@ -221,19 +191,19 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
     return found
 
 
-def validate(cfg: DictConfig, schedule: dict, lr: float) -> None:
-    """Value checks, each naming the key at fault."""
+def validate(cfg: DictConfig, schedule: dict, lr: float | None) -> None:
+    """Value checks, each naming the key at fault (`lr` None: the LR range test will give it)."""
     unknown = unknown_keys(cfg)
     _check(not unknown, f"unknown config key(s) {unknown}: not in the schema (see runners/config.py "
                         f"and the task's schema in suites/)")
-    _check(lr > 0, f"optimizer.lr must be > 0, got {lr}")
+    _check(lr is None or lr > 0, f"optimizer.lr must be > 0, got {lr}")
     _check(cfg.optimizer.wd_mode in WD_MODES,
            f"optimizer.wd_mode must be one of {WD_MODES}, got {cfg.optimizer.wd_mode!r}")
     _check(cfg.optimizer.weight_decay >= 0, f"optimizer.weight_decay must be >= 0")
     _check(cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}")
     _check(cfg.accum_steps >= 1, f"accum_steps must be >= 1, got {cfg.accum_steps}")
     _check(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}")
-    _check(cfg.task.target.mode in ("max", "min"),
+    _check(cfg.task.target.mode in MODES,
            f"task.target.mode must be max or min, got {cfg.task.target.mode!r}")
     _check(cfg.clip_grad is None or cfg.clip_grad > 0, f"clip_grad must be > 0 or null")
     if cfg.task.stages:
@@ -254,3 +224,12 @@ def validate(cfg: DictConfig, schedule: dict, lr: float) -> None:
         _check(len(schedule["moms"]) == 2, "schedule.moms must have 2 values (high, low)")
     if kind == "step":
         _check(0 < schedule["gamma"] <= 1, f"schedule.gamma must be in (0, 1], got {schedule['gamma']}")
+
+
+def run_path(cfg: DictConfig) -> Path:
+    """The run's directory, `<results_dir>/runs/<suite>/<run_id>`: the run id is the hash of the resolved
+    config with its schedule resolved (records.run_id). Computed here only — by `execute`, the grid and
+    its plan alike — and torch-free, so planning a grid loads no model code."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["schedule"] = resolve_schedule(cfg)
+    return records.run_dir(cfg.results_dir, cfg.suite, records.run_id(config))

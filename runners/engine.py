@@ -1,7 +1,9 @@
 """The one training loop. Read top to bottom: build, (resume), then per epoch train, evaluate, record.
 
-`fit` knows nothing of any dataset; the task supplies model, batches, loss and evaluation, and the
-optimizer and schedule come from config. Records are written through the `RunFiles` it is given.
+`fit` knows nothing of any dataset; the task supplies model, batches, loss and evaluation, and the typed
+run config (runners.config.RunConf) the optimizer, stages and training options. Records are written
+through the `RunFiles` it is given. `train_epoch` is the one step loop: the LR range test
+(runners/lr_find.py) runs it too, with its own LR ramp and a callback that stops it.
 """
 from __future__ import annotations
 
@@ -11,36 +13,20 @@ import random
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Callable, Sized
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from results.targets import Target
-
 from .checkpoint import rng_state, set_rng_state
+from .config import RunConf
 from .optimizers import apply_weight_decay, build_optimizer, current_momentum, set_lr, set_momentum
-from .schedules import BuiltSchedule, build_schedule
+from .schedules import build_schedule
 
 CHECK_EVERY = 50  # steps between loss finiteness checks: each one syncs the device
 TRACE_POINTS = 8  # LR/momentum samples recorded per epoch, for the report's schedule plots
-
-
-@dataclass
-class Settings:
-    epochs: int
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    clip_grad: float | None = None
-    accum_steps: int = 1
-    stop_at_target: bool = False
-    deterministic: bool = False
-    progress: bool | None = None
-    wd_mode: str = "decoupled"
 
 
 def select_device(spec: str) -> torch.device:
@@ -121,40 +107,44 @@ def stage_optimizer(opt_cfg: dict, stage: Stage) -> dict:
             "group_lr_mult": {**(opt_cfg.get("group_lr_mult") or {}), **dict(stage.group_lr_mult)}}
 
 
-def train_epoch(task, model, optimizer, schedule: BuiltSchedule, settings: Settings, device,
-                epoch: int, stage_start: int, step: int, bar: tqdm) -> tuple[float, int, list]:
-    """One epoch of per-batch scheduled steps. Returns (mean train loss or NaN, step, LR trace)."""
-    batches = task.train_batches(epoch, epoch_generator(settings.seed, epoch))
+def train_epoch(task, model, optimizer, batches: Sized, schedule_at: Callable[[int], tuple], run: RunConf,
+                device, epoch: int, bar: tqdm, after_batch=None) -> tuple[float, int, list]:
+    """Scheduled steps over `batches`: batch i at LR multiplier and momentum `schedule_at(i)` (momentum
+    None: left alone); autocast forward, backward, and every `accum_steps` batches clip, weight decay,
+    step. `after_batch(i, loss)` returning True ends the pass (the LR range test's stop).
+    Returns (mean train loss or NaN, optimizer steps taken, LR trace)."""
     n = len(batches)
     trace_at = {round(i * (n - 1) / max(TRACE_POINTS - 1, 1)) for i in range(TRACE_POINTS)}
-    loss_sum, trace = torch.zeros((), device=device), []
+    loss_sum, steps, trace = torch.zeros((), device=device), 0, []
     params = [p for g in optimizer.param_groups for p in g["params"]]
     for i, batch in enumerate(batches):
-        lr_mult, momentum = schedule(epoch - stage_start + i / n)
+        lr_mult, momentum = schedule_at(i)
         set_lr(optimizer, lr_mult * getattr(batch, "lr_scale", 1.0))
         if momentum is not None:
             set_momentum(optimizer, momentum)
         if i in trace_at:
             trace.append([round(epoch + i / n, 4), optimizer.param_groups[-1]["lr"],
                           current_momentum(optimizer)])
-        with autocast(device, settings.precision):
+        with autocast(device, run.precision):
             loss = task.loss(model, batch)
-        (loss / settings.accum_steps).backward()
+        (loss / run.accum_steps).backward()
         loss_sum += loss.detach().float()
-        if (i + 1) % settings.accum_steps == 0 or i == n - 1:
-            if settings.clip_grad:
-                torch.nn.utils.clip_grad_norm_(params, settings.clip_grad)
-            apply_weight_decay(optimizer, settings.wd_mode)
+        if (i + 1) % run.accum_steps == 0 or i == n - 1:
+            if run.clip_grad:
+                torch.nn.utils.clip_grad_norm_(params, run.clip_grad)
+            apply_weight_decay(optimizer, run.optimizer.wd_mode)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
+            steps += 1
+        if after_batch is not None and after_batch(i, loss.detach()):
+            break
         if (i + 1) % CHECK_EVERY == 0 or i == n - 1:
             mean = loss_sum.item() / (i + 1)
             if not math.isfinite(mean):
-                return float("nan"), step, trace
+                return float("nan"), steps, trace
             bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
         bar.update(1)
-    return loss_sum.item() / n, step, trace
+    return loss_sum.item() / (i + 1), steps, trace
 
 
 def evaluate(task, model, optimizer, device, precision: str, final: bool = False) -> dict[str, float]:
@@ -171,13 +161,14 @@ def evaluate(task, model, optimizer, device, precision: str, final: bool = False
     return {k: float(v) for k, v in metrics.items()}
 
 
-def fit(task, target: Target, opt_cfg: dict, lr: float, sched_cfg: dict, stages: list[dict],
-        settings: Settings, files) -> Outcome:
-    """Train `task` to the end of the budget (or the target, when allowed), recording every epoch."""
-    device = select_device(settings.device)
-    seed_everything(settings.seed, settings.deterministic)
+def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files) -> Outcome:
+    """Train `task` as `run` says to the end of its budget (or its target, when allowed), recording every
+    epoch. `lr` and `schedule_cfg` are the run's resolved ones (runners/run.py resolve_lr, runners/config.py
+    resolve_schedule)."""
+    device = select_device(run.device)
+    seed_everything(run.seed, run.deterministic)
     model = task.build_model().to(device)
-    if settings.channels_last:
+    if run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     start_epoch, step, wall = 0, 0, 0.0
     state = files.load_checkpoint()
@@ -185,32 +176,36 @@ def fit(task, target: Target, opt_cfg: dict, lr: float, sched_cfg: dict, stages:
         model.load_state_dict(state["model"])
         set_rng_state(state["rng"])
         start_epoch, step, wall = state["epoch"], state["step"], state["wall_s"]
-    forward = torch.compile(model) if settings.compile else model
-    show = sys.stderr.isatty() if settings.progress is None else settings.progress
-    plan, stage = plan_stages(stages, settings.epochs), None
-    for epoch in range(start_epoch, settings.epochs):
+    forward = torch.compile(model) if run.compile else model
+    show = sys.stderr.isatty() if run.progress is None else run.progress
+    plan, stage = plan_stages([asdict(st) for st in run.task.stages], run.epochs), None
+    opt_cfg, target = asdict(run.optimizer), run.task.target
+    for epoch in range(start_epoch, run.epochs):
         if stage is None or epoch >= stage.end:  # a new stage: fresh optimizer, schedule from its start
             stage = next(st for st in plan if st.start <= epoch < st.end)
             optimizer = build_optimizer(stage_optimizer(opt_cfg, stage), model, lr * stage.lr_mult)
             if state is not None and epoch > stage.start:
                 optimizer.load_state_dict(state["optimizer"])
-            schedule = build_schedule(sched_cfg, stage.end - stage.start)
+            schedule = build_schedule(schedule_cfg, stage.end - stage.start)
             hooks = [h for h in (task, optimizer) if hasattr(h, "on_epoch_end")]
             train_mode(model)  # the stage changed what is frozen
         started = time.perf_counter()
-        with tqdm(desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not show, leave=False,
+        batches = task.train_batches(epoch, epoch_generator(run.seed, epoch))
+        at = lambda i: schedule(epoch - stage.start + i / len(batches))  # noqa: E731  (epochs into the stage)
+        with tqdm(desc=f"epoch {epoch + 1}/{run.epochs}", disable=not show, leave=False,
                   file=sys.stderr) as bar:
-            train_loss, step, trace = train_epoch(task, forward, optimizer, schedule, settings, device,
-                                                  epoch, stage.start, step, bar)
+            train_loss, steps, trace = train_epoch(task, forward, optimizer, batches, at, run, device,
+                                                   epoch, bar)
+        step += steps
         if not math.isfinite(train_loss):
             return Outcome("diverged", epoch, f"non-finite training loss in epoch {epoch + 1}")
-        metrics = evaluate(task, forward, optimizer, device, settings.precision)
+        metrics = evaluate(task, forward, optimizer, device, run.precision)
         wall += time.perf_counter() - started
-        stop = settings.stop_at_target and schedule.budget_free and target.is_met(metrics.get(target.metric))
-        if stop or epoch + 1 == settings.epochs:
+        stop = run.stop_at_target and schedule.budget_free and target.is_met(metrics.get(target.metric))
+        if stop or epoch + 1 == run.epochs:
             # End-of-run metrics join the last row before it is written, so a resumed run has them;
             # not in wall_s, which times training and the per-epoch evaluation.
-            metrics.update(evaluate(task, forward, optimizer, device, settings.precision, final=True))
+            metrics.update(evaluate(task, forward, optimizer, device, run.precision, final=True))
         row = {"epoch": epoch + 1, "step": step, "wall_s": round(wall, 3), "train_loss": train_loss,
                "lr": trace[-1][1], "momentum": trace[-1][2], "lr_trace": trace, **metrics}
         for hook in hooks:
@@ -219,4 +214,4 @@ def fit(task, target: Target, opt_cfg: dict, lr: float, sched_cfg: dict, stages:
                                "rng": rng_state(), "epoch": epoch + 1, "step": step, "wall_s": wall})
         if stop:
             return Outcome("completed", epoch + 1, "stopped at target")
-    return Outcome("completed", settings.epochs)
+    return Outcome("completed", run.epochs)

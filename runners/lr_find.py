@@ -5,7 +5,9 @@ Method: a fresh model (seed `lr_find.seed`), the run's optimizer built through t
 training (parameter groups, first stage's frozen groups and LR multipliers, weight-decay mode, clipping),
 trained for `steps` batches while the LR grows exponentially from `start_lr` to `end_lr`. The loss is
 smoothed with a debiased EMA (`smoothing`); the test stops early once the smoothed loss exceeds
-`divergence` x its best, or is not finite.
+`divergence` x its best, or is not finite. It trains with the engine's own step loop (`train_epoch`):
+one pass over the first `steps` batches, the LR ramp as its schedule and a `LossRecorder` as the
+callback that records and stops it (the shape of fastai's LRFinder callback).
 Selection rule (fastai's `minimum` suggestion): the LR at the lowest smoothed loss, divided by
 `divisor` (10) — one order of magnitude below where the loss stops improving, inside the stable range.
 
@@ -19,17 +21,22 @@ import fcntl
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from itertools import chain, count, islice
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from results import records
+from results.errors import UserError
 
-from .engine import autocast, epoch_generator, plan_stages, seed_everything, select_device, stage_optimizer
-from .errors import UserError
-from .optimizers import apply_weight_decay, build_optimizer, set_lr
+from .config import RunConf
+from .engine import epoch_generator, plan_stages, seed_everything, select_device, stage_optimizer, train_epoch
+from .optimizers import build_optimizer
+from .schedules import exponential
 
 RULE = "lr = (LR at the lowest debiased-EMA training loss) / divisor  [fastai 'minimum']"
 
@@ -44,53 +51,70 @@ class RangeTest:
     stopped_early: bool
 
 
-def batches_forever(task, seed: int):
-    """The task's training batches, epoch after epoch (same data order as a run of that seed)."""
-    epoch = 0
-    while True:
-        yield from task.train_batches(epoch, epoch_generator(seed, epoch))
-        epoch += 1
+@dataclass
+class FirstBatches:
+    """The first `steps` training batches of a run of seed `seed`, epoch after epoch, as one sized pass
+    (same data order as that run)."""
+
+    task: Any
+    seed: int
+    steps: int
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        epochs = (self.task.train_batches(e, epoch_generator(self.seed, e)) for e in count())
+        return islice(chain.from_iterable(epochs), self.steps)
 
 
-def lr_range_test(task, opt_cfg: dict, settings: dict, device: torch.device, stages: list | None = None,
-                  clip_grad: float | None = None, wd_mode: str = "decoupled",
-                  precision: str = "fp32") -> RangeTest:
-    """Run the test on `task` with optimizer config `opt_cfg`; `settings` as runners.config.LRFindConf."""
-    steps, start, end = int(settings["steps"]), float(settings["start_lr"]), float(settings["end_lr"])
+@dataclass
+class LossRecorder:
+    """The step loop's callback: records each raw and debiased-EMA loss; True (stop) once the smoothed
+    loss is not finite or exceeds `divergence` x its best."""
+
+    smoothing: float
+    divergence: float
+    losses: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    avg: float = 0.0
+    best: float = math.inf
+
+    def __call__(self, i: int, loss: torch.Tensor) -> bool:
+        value = float(loss)
+        self.avg = self.smoothing * self.avg + (1 - self.smoothing) * value
+        current = self.avg / (1 - self.smoothing ** (i + 1))
+        self.losses.append(value)
+        self.smoothed.append(current)
+        if not math.isfinite(current) or current > self.divergence * self.best:
+            return True
+        self.best = min(self.best, current)
+        return False
+
+
+def lr_range_test(task, run: RunConf, device: torch.device) -> RangeTest:
+    """Run the test `run.lr_find` on `task` with the run's optimizer, precision and clipping."""
+    find = run.lr_find
+    steps, start, end = find.steps, find.start_lr, find.end_lr
     if steps < 2 or not 0 < start < end:
         raise UserError(f"lr_find needs steps >= 2 and 0 < start_lr < end_lr (got {steps}, {start}, {end})")
-    seed_everything(int(settings["seed"]), deterministic=False)
+    seed_everything(find.seed, deterministic=False)
     model = task.build_model().to(device)
     model.train()
-    stage = plan_stages(stages or [], max(len(stages or []), 1))[0]
-    optimizer = build_optimizer(stage_optimizer(opt_cfg, stage), model, start * stage.lr_mult)
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    growth = (end / start) ** (1 / (steps - 1))
-    beta, avg, best = float(settings["smoothing"]), 0.0, math.inf
-    lrs, losses, smoothed = [], [], []
-    for i, batch in zip(range(steps), batches_forever(task, int(settings["seed"]))):
-        set_lr(optimizer, growth ** i * getattr(batch, "lr_scale", 1.0))
-        with autocast(device, precision):
-            loss = task.loss(model, batch)
-        loss.backward()
-        if clip_grad:
-            torch.nn.utils.clip_grad_norm_(params, clip_grad)
-        apply_weight_decay(optimizer, wd_mode)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        value = float(loss.detach())
-        avg = beta * avg + (1 - beta) * value
-        current = avg / (1 - beta ** (i + 1))
-        lrs.append(start * growth ** i)
-        losses.append(value)
-        smoothed.append(current)
-        if not math.isfinite(current) or current > settings["divergence"] * best:
-            break
-        best = min(best, current)
-    finite = [(s, lr) for s, lr in zip(smoothed, lrs) if math.isfinite(s)]
+    stages = [asdict(st) for st in run.task.stages]
+    stage = plan_stages(stages, max(len(stages), 1))[0]
+    optimizer = build_optimizer(stage_optimizer(asdict(run.optimizer), stage), model, stage.lr_mult)
+    ramp = exponential(start, end)
+    at = lambda i: ramp(i / (steps - 1))  # noqa: E731
+    recorder = LossRecorder(find.smoothing, find.divergence)
+    # A step every batch, whatever the run accumulates (accum_steps is not part of the cache key).
+    train_epoch(task, model, optimizer, FirstBatches(task, find.seed, steps), at, replace(run, accum_steps=1),
+                device, 0, tqdm(disable=True), recorder)
+    lrs = [at(i)[0] for i in range(len(recorder.losses))]
+    finite = [(s, lr) for s, lr in zip(recorder.smoothed, lrs) if math.isfinite(s)]
     lr_at_min = min(finite)[1] if finite else start
-    return RangeTest(lr=lr_at_min / float(settings["divisor"]), lr_at_min=lr_at_min, lrs=lrs,
-                     losses=losses, smoothed=smoothed, stopped_early=len(lrs) < steps)
+    return RangeTest(lr=lr_at_min / find.divisor, lr_at_min=lr_at_min, lrs=lrs, losses=recorder.losses,
+                     smoothed=recorder.smoothed, stopped_early=len(lrs) < steps)
 
 
 def cache_path(cfg: DictConfig) -> Path:
@@ -127,14 +151,12 @@ def find_lr(cfg: DictConfig) -> tuple[float, str]:
 
 
 def run_and_record(cfg: DictConfig) -> dict:
-    from hydra.utils import get_class
+    from .run import make_task  # the run's own task (pre-trained weights included)
 
     device = select_device(cfg.device)
-    task = get_class(cfg.task._target_)(cfg.task, device)
+    task = make_task(cfg, device)
     settings = OmegaConf.to_container(cfg.lr_find, resolve=True)
-    test = lr_range_test(task, OmegaConf.to_container(cfg.optimizer, resolve=True), settings, device,
-                         stages=OmegaConf.to_container(cfg.task.stages, resolve=True),
-                         clip_grad=cfg.clip_grad, wd_mode=cfg.optimizer.wd_mode, precision=cfg.precision)
+    test = lr_range_test(task, OmegaConf.to_object(cfg), device)
     return {"task": cfg.task.name, "optimizer": cfg.optimizer.name, "lr": test.lr, "rule": RULE,
             "settings": settings, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "device": str(device), **{k: v for k, v in asdict(test).items() if k != "lr"}}

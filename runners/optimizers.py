@@ -17,7 +17,6 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
-WD_MODES = ("l2", "decoupled")
 
 
 def named_param_groups(model: nn.Module) -> "OrderedDict[str, list[nn.Parameter]]":

@@ -10,16 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import filelock
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from results import records
+from results.errors import UserError
 from results.targets import Target, epochs_to_target
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import resolve_lr, resolve_schedule, validate
-from .engine import Settings, fit, select_device
-from .errors import UserError
+from .config import RunConf, configured_lr, resolve_schedule, run_path, validate
+from .engine import fit, select_device
 from .schedules import BUDGET_FREE
 
 
@@ -122,20 +123,59 @@ def check_writable(results_dir: str) -> Path:
     return root
 
 
+# Pre-training runs live apart from every suite (a suite's report counts its grid's runs), shared by all.
+PRETRAIN_SUITE = "pretrain"
+# What the pre-training run takes from the run that needs it: where and how it computes, not what.
+PRETRAIN_INHERITS = ("device", "precision", "deterministic", "channels_last", "compile", "threads",
+                     "progress", "results_dir")
+
+
+def with_pretrained(cfg: DictConfig) -> DictConfig:
+    """The task's config; for a task with a `pretrain` block (suites/vision/digits_twins.py:PretrainConf)
+    that run is trained first, or found by its run id in the same results_dir, and its final checkpoint
+    handed over as `task.pretrained_path`. Called once the run id is taken: it depends on the block,
+    never on where the checkpoint lies (and a finished run is skipped without looking)."""
+    pre = cfg.task.get("pretrain")
+    if not pre:
+        return cfg.task
+    run = OmegaConf.merge(OmegaConf.structured(RunConf), {
+        "task": pre.task, "optimizer": pre.optimizer, "schedule": pre.schedule, "seed": pre.seed,
+        "suite": PRETRAIN_SUITE, "keep_checkpoint": True, **{k: cfg[k] for k in PRETRAIN_INHERITS}})
+    key = records.run_id(OmegaConf.to_container(pre, resolve=True))
+    lock = Path(cfg.results_dir) / "runs" / PRETRAIN_SUITE / f".{key}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(lock):  # parallel grid workers: one trains it, the others then find it
+        status = execute(run)
+    path = run_path(run)
+    if status["status"] != "completed":
+        raise UserError(f"the pre-training run {path} ended {status['status']} ({status.get('message')}); "
+                        f"fix its task.pretrain settings")
+    print(f"{cfg.task.name}: starting from pre-training run {path}", file=sys.stderr)
+    return OmegaConf.merge(cfg.task, {"pretrained_path": str(path / records.CHECKPOINT_FILE)})
+
+
 def make_task(cfg: DictConfig, device: torch.device):
     from hydra.utils import get_class
 
-    return get_class(cfg.task._target_)(cfg.task, device)
+    return get_class(cfg.task._target_)(with_pretrained(cfg), device)
 
 
-def execute(cfg: DictConfig) -> Path:
-    """Run (or resume, or skip) the experiment `cfg` describes; return its run directory."""
+def resolve_lr(cfg: DictConfig) -> tuple[float, str]:
+    """The run's base LR and its origin: the config's, else the LR range test's (run once per (task,
+    optimizer) and cached: runners/lr_find.py). A step of the run, never of reading its config."""
+    from .lr_find import find_lr  # it imports the engine
+
+    return configured_lr(cfg) or find_lr(cfg)
+
+
+def execute(cfg: DictConfig) -> dict:
+    """Own the run `cfg` describes, from config to final status: skip it when it has finished, resume it
+    when interrupted, train it otherwise. Returns its status (as written to status.json)."""
     schedule_cfg = resolve_schedule(cfg)
-    lr, lr_origin = resolve_lr(cfg)
-    validate(cfg, schedule_cfg, lr)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    config["schedule"] = schedule_cfg
-    path = records.run_dir(check_writable(cfg.results_dir), cfg.suite, records.run_id(config))
+    configured = configured_lr(cfg)
+    validate(cfg, schedule_cfg, configured[0] if configured else None)
+    check_writable(cfg.results_dir)
+    path = run_path(cfg)
     files = RunFiles(path)
     if cfg.force and path.exists():
         print(f"force=true: moved the earlier run to {files.move_aside()}", file=sys.stderr)
@@ -143,15 +183,18 @@ def execute(cfg: DictConfig) -> Path:
     if previous and previous["status"] in records.FINAL_STATUSES:
         print(f"run {path.name} already {previous['status']}; not training again (force=true reruns it)",
               file=sys.stderr)
-        return path
+        return previous
+    lr, lr_origin = resolve_lr(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)  # e.g. 1 per worker when grid jobs share a CPU
     device = select_device(cfg.device)
     task = make_task(cfg, device)
-    target = Target.from_mapping(cfg.task.target)
+    run = OmegaConf.to_object(cfg)  # the typed run config the engine reads
+    target = run.task.target
     if target.metric not in task.metrics:
         raise UserError(f"task.target.metric={target.metric!r} is not a metric of task {cfg.task.name!r};"
                         f" it produces {list(task.metrics)}")
+    config = {**OmegaConf.to_container(cfg, resolve=True), "schedule": schedule_cfg}
     path.mkdir(parents=True, exist_ok=True)
     records.write_text_atomic(path / records.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(config)))
     status = {"run_id": path.name, "suite": cfg.suite, "task": cfg.task.name, "recipe": cfg.recipe,
@@ -162,23 +205,17 @@ def execute(cfg: DictConfig) -> Path:
               "environment": environment(device), "started": (previous or {}).get("started", now()),
               "resumed": previous is not None}
     files.write_status({**status, "status": "running"})
-    settings = Settings(epochs=cfg.epochs, seed=cfg.seed, device=cfg.device, precision=cfg.precision,
-                        channels_last=cfg.channels_last, compile=cfg.compile, clip_grad=cfg.clip_grad,
-                        accum_steps=cfg.accum_steps, stop_at_target=cfg.stop_at_target,
-                        deterministic=cfg.deterministic, progress=cfg.progress,
-                        wd_mode=cfg.optimizer.wd_mode)
-    opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
     try:
-        stages = OmegaConf.to_container(cfg.task.stages, resolve=True)
-        outcome = fit(task, target, opt_cfg, lr, schedule_cfg, stages, settings, files)
+        outcome = fit(task, run, lr, schedule_cfg, files)
     except Exception as exc:
         oom = isinstance(exc, torch.OutOfMemoryError)
         files.write_status({**status, "status": "failed", "ended": now(), "epochs_done": len(files.rows),
                             "error": f"{'out of memory: ' if oom else ''}{type(exc).__name__}: {exc}",
                             **summarise(files.rows, target)})
         raise
-    files.write_status({**status, "status": outcome.status, "ended": now(), "message": outcome.message,
-                        "epochs_done": len(files.rows), **summarise(files.rows, target)})
+    status = {**status, "status": outcome.status, "ended": now(), "message": outcome.message,
+              "epochs_done": len(files.rows), **summarise(files.rows, target)}
+    files.write_status(status)
     if not cfg.keep_checkpoint:  # the records say all; a grid of ResNet-50 checkpoints would fill disks
         files.checkpoint_path.unlink(missing_ok=True)
-    return path
+    return status

@@ -76,6 +76,12 @@ def constant(momentum: float | None = None) -> Schedule:
     return lambda pos: (1.0, momentum)
 
 
+def exponential(start: float, end: float) -> Schedule:
+    """LR multiplier start -> end geometrically, momentum untouched: the LR range test's ramp (fastai
+    SchedExp). Not a training schedule, so not in `build_schedule`."""
+    return lambda pos: (start * (end / start) ** pos, None)
+
+
 def step(milestones: Sequence[float], gamma: float, total_epochs: float,
          momentum: float | None = None) -> Schedule:
     """LR times gamma at each milestone, milestones in epochs (so the LR at an epoch does not depend

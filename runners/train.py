@@ -9,21 +9,23 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from .config import register_configs
-from .errors import UserError
+from results.errors import UserError
+from suites import TASK_SCHEMAS
+
+from .config import register_configs, run_path
 from .run import execute
 
-register_configs()
+register_configs(TASK_SCHEMAS)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        path = execute(cfg)
+        execute(cfg)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    print(f"run_dir={path}")
+    print(f"run_dir={run_path(cfg)}")
 
 
 if __name__ == "__main__":

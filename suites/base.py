@@ -1,30 +1,66 @@
-"""The task interface: what a claim gives the engine. A task never knows which optimizer trains it."""
+"""The task contract, as AlgoPerf's spec.py is its workloads': the config schema every task extends,
+the `Task` interface, and the optional members the engine looks for. Tasks and the engine both import
+this module; it imports neither, so a task never knows which optimizer trains it."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Sized
+from dataclasses import dataclass, field
+from typing import Any, ContextManager, Dict, List, Protocol, Sized, runtime_checkable
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
+from results.targets import Target
+
+
+# --- Config schema (Hydra ConfigStore): an unknown key or a wrong type fails at compose time. The run id
+# hashes the resolved config, so renaming or adding a field here changes every run id.
+
+@dataclass
+class StageConf:
+    """A training stage (fine-tuning: head only, then all): its share of the run's epochs, the LR
+    multiplier on the run's base LR, frozen parameter groups and per-group LR multipliers. Each stage
+    gets a fresh optimizer and runs the whole schedule over its own epochs (as fastai's fit calls)."""
+
+    name: str = "train"
+    frac: float = 1.0
+    lr_mult: float = 1.0
+    freeze: List[str] = field(default_factory=list)
+    group_lr_mult: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TaskConf:
+    """Fields every task has; a task's own schema subclasses this and adds its data/model options."""
+
+    _target_: str = MISSING  # the Task class, built as `cls(cfg, device)`
+    name: str = MISSING
+    epochs: int = MISSING  # the budget: maximum epochs for this task
+    target: Target = MISSING  # results/targets.py: the one definition, shared with the report
+    # The schedule used "without 1cycle" (schedule=reference): a schedule config, kind + parameters.
+    reference: Dict[str, Any] = field(default_factory=dict)
+    # Base LR per optimizer name, or per "optimizer/schedule" (more specific wins).
+    lr: Dict[str, float] = field(default_factory=dict)
+    stages: List[StageConf] = field(default_factory=list)  # empty: one stage, nothing frozen
+
+
+# --- The interface.
 
 class Task(ABC):
     """Five members. Built as `TaskClass(cfg, device)` from its config (a TaskConf subclass).
 
     The engine seeds torch before `build_model`, calls `train_batches` once per epoch with a generator
     seeded from (seed, epoch) — so an epoch's data order and augmentation are reproducible on resume —
-    and wraps `evaluate` in eval mode, no_grad and the run's autocast. A batch may carry `lr_scale`
-    (e.g. variable-length BPTT scales the LR by seq_len / bptt). A task may also define
-    `on_epoch_end(epoch, row)`, called after each evaluation, and end-of-run metrics: names in a tuple
-    `final_metrics` and `evaluate_final(model) -> dict`, which the engine calls on the last epoch only, in
-    `evaluate`'s context, adding them to that epoch's row (suites/text/tasks.py: the blog's LM evaluation).
+    and wraps `evaluate` in eval mode, no_grad and the run's autocast. Optional members, each probed for
+    by the engine, are the protocols below.
     """
 
     metrics: tuple[str, ...] = ()  # the names `evaluate` returns; the target metric is one of them
 
     @abstractmethod
     def build_model(self) -> nn.Module:
-        """A fresh model (on CPU; the engine moves it). May define `param_groups()` -> {name: params}."""
+        """A fresh model (on CPU; the engine moves it); may be `NamedParamGroups`."""
 
     @abstractmethod
     def train_batches(self, epoch: int, generator: torch.Generator) -> Sized:
@@ -37,3 +73,49 @@ class Task(ABC):
     @abstractmethod
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Every metric in `metrics`, on the held-out data."""
+
+
+# --- Optional members: the engine probes for each with hasattr/getattr, so none is required. Declared
+# here so implementers and the engine agree on one signature; runtime-checkable for isinstance probes.
+
+@runtime_checkable
+class NamedParamGroups(Protocol):
+    """A model: its parameters by group name (body -> head), for freezing and per-group LRs.
+    Implemented by suites/vision/resnet_head.py:BodyHead and suites/digits.py:SmallResNet."""
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]: ...
+
+
+@runtime_checkable
+class ScaledBatch(Protocol):
+    """A batch: the LR is multiplied by `lr_scale` for its step (variable-length BPTT: seq_len / bptt).
+    Implemented by suites/text/data.py:TextBatch."""
+
+    lr_scale: float
+
+
+@runtime_checkable
+class EpochEndHook(Protocol):
+    """A task or an optimizer: called after each epoch's evaluation with that epoch's row (1-based).
+    Implemented by runners/ntasgd.py:NTASGD (its switch to averaging); no task needs it yet."""
+
+    def on_epoch_end(self, epoch: int, row: dict) -> None: ...
+
+
+@runtime_checkable
+class FinalMetrics(Protocol):
+    """A task: end-of-run metrics named in `final_metrics`, which the engine computes on the last epoch
+    only, in `evaluate`'s context, and adds to that epoch's row.
+    Implemented by suites/text/tasks.py:LanguageModelTask (the blog's LM evaluation)."""
+
+    final_metrics: tuple[str, ...]
+
+    def evaluate_final(self, model: nn.Module) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class EvaluationWeights(Protocol):
+    """An optimizer: a context in which the model holds the weights to evaluate (averaged iterates).
+    Implemented by runners/ntasgd.py:NTASGD."""
+
+    def evaluation_weights(self) -> ContextManager: ...

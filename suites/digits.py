@@ -1,8 +1,10 @@
 """`digits_resnet`: a small ResNet on scikit-learn's bundled handwritten digits (real data, no download).
 
 1,797 8x8 grey images, 10 classes. Split: stratified, `split_seed` 0, 500 test / 1,297 train — fixed,
-so every run of every machine sees the same split. Augmentation: random shift of up to 1 pixel (pad
-and crop; flips would turn digits into other symbols).
+so every run of every machine sees the same split. Data and augmentation are the vision claims' shared
+resident loader (vision/resident.py): uint8 images on the device, normalised with the training images'
+mean/std, and a random shift of up to 1 pixel either way (pad with zeros and crop; flips would turn
+digits into other symbols). The digits twins (vision/digits_twins.py) build on the same pieces.
 """
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runners.config import TaskConf
-
-from .base import Task
+from .base import TaskConf
+from .vision.resident import CropFlip, ResidentImages
+from .vision.tasks import ResidentCropFlipTask
 
 
 @dataclass
@@ -38,6 +40,21 @@ def load_digits_split(test_size: int, split_seed: int) -> tuple[np.ndarray, ...]
     x_tr, x_te, y_tr, y_te = train_test_split(images, data.target.astype(np.int64), test_size=test_size,
                                               stratify=data.target, random_state=split_seed)
     return x_tr, y_tr, x_te, y_te
+
+
+def digits_uint8(images: np.ndarray) -> np.ndarray:
+    """float (N, 1, 8, 8) in [0, 1] -> uint8 (N, 8, 8, 1), the resident loader's layout."""
+    return np.round(images * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def digits_resident(x: np.ndarray, y: np.ndarray, stats_from: np.ndarray, device) -> ResidentImages:
+    """Normalised with the mean/std of `stats_from` (the training images)."""
+    return ResidentImages(digits_uint8(x), y, [float(stats_from.mean())], [float(stats_from.std())], device)
+
+
+def digits_shift(shift: int) -> CropFlip:
+    """A random translation of up to `shift` pixels either way, the background (0) filling in."""
+    return CropFlip(shift, flip=False, pad_mode="zeros")
 
 
 class BasicBlock(nn.Module):
@@ -74,50 +91,13 @@ class SmallResNet(nn.Module):
                 "head": list(self.head.parameters())}
 
 
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to `max_shift` pixels (zero fill), drawn from `generator`."""
-    if max_shift == 0:
-        return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4)
-    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator).tolist()
-    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
-
-
-class ImageClassification(Task):
-    """Shared by the digits tasks: tensors resident on the device, shuffled and augmented per epoch."""
-
-    metrics = ("test_acc", "test_loss")
-
-    def __init__(self, x_train, y_train, x_test, y_test, batch_size: int, shift: int, device):
-        self.device = torch.device(device)
-        self.x_train, self.y_train = torch.as_tensor(x_train), torch.as_tensor(y_train)
-        self.x_test = torch.as_tensor(x_test).to(self.device)
-        self.y_test = torch.as_tensor(y_test).to(self.device)
-        self.batch_size, self.shift = batch_size, shift
-
-    def train_batches(self, epoch: int, generator: torch.Generator) -> list:
-        order = torch.randperm(len(self.x_train), generator=generator)
-        x = random_shift(self.x_train[order], self.shift, generator)
-        y = self.y_train[order]
-        return [(x[i:i + self.batch_size].to(self.device), y[i:i + self.batch_size].to(self.device))
-                for i in range(0, len(x), self.batch_size)]
-
-    def loss(self, model: nn.Module, batch) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(model(x), y)
-
-    def evaluate(self, model: nn.Module) -> dict[str, float]:
-        logits = model(self.x_test).float()
-        return {"test_acc": (logits.argmax(1) == self.y_test).float().mean().item(),
-                "test_loss": F.cross_entropy(logits, self.y_test).item()}
-
-
-class DigitsResNet(ImageClassification):
+class DigitsResNet(ResidentCropFlipTask):
     def __init__(self, cfg, device="cpu"):
         self.cfg = cfg
-        super().__init__(*load_digits_split(cfg.test_size, cfg.split_seed), batch_size=cfg.batch_size,
-                         shift=cfg.shift, device=device)
+        x_tr, y_tr, x_te, y_te = load_digits_split(cfg.test_size, cfg.split_seed)
+        # The 500 test images are one evaluation batch; no TTA (digits_wrn has the option).
+        super().__init__(digits_resident(x_tr, y_tr, x_tr, device), digits_resident(x_te, y_te, x_tr, device),
+                         digits_shift(cfg.shift), cfg.batch_size, eval_batch_size=cfg.test_size, tta="off")
 
     def build_model(self) -> nn.Module:
         return SmallResNet(width=self.cfg.width, blocks=self.cfg.blocks)

@@ -18,8 +18,9 @@ TINY = ["task.width=8", "task.blocks=1", "progress=false"]
 
 def compose_cfg(overrides: list[str], config_dir: Path = CONF):
     from runners.config import register_configs
+    from suites import TASK_SCHEMAS
 
-    register_configs()
+    register_configs(TASK_SCHEMAS)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return compose(config_name="config", overrides=overrides)
@@ -34,3 +35,23 @@ def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 300, env: dict | N
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     return tmp_path / "results"
+
+
+@pytest.fixture
+def one_thread():
+    """On a shared 2-core machine two intra-op threads spin against other processes; one is faster."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def execute_at(cfg) -> Path:
+    """Run `cfg` (runners.run.execute) and return its run directory, whose records the test reads."""
+    from runners.config import run_path
+    from runners.run import execute
+
+    execute(cfg)
+    return run_path(cfg)

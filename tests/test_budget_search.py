@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from runners.budget import ladder, search_budget, simulate
+from runners.budget import ladder, search_budget
 
 
 def threshold(b_star: int, calls: list):
@@ -71,9 +71,3 @@ def test_bad_arguments_raise():
         ladder(0)
     with pytest.raises(ValueError):
         ladder(10, factor=1.0)
-
-
-def test_simulate_uses_known_outcomes_first():
-    # Known: 1 and 2 missed, 4 hit; unknown budgets assumed to hit from 3 on.
-    result = simulate(8, 1, 2.0, {1: False, 2: False, 4: True}, assumed_budget=3)
-    assert [p.budget for p in result.probes] == [1, 2, 4, 3] and result.budget == 3

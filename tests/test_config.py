@@ -3,10 +3,12 @@ import warnings
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 from conftest import CONF, compose_cfg, run_cli
-from runners.config import resolve_lr, resolve_schedule, validate
-from runners.errors import UserError
+from results.errors import UserError
+from results.targets import Target
+from runners.config import configured_lr, resolve_schedule, validate
 
 TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
 OPTIMIZERS = sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
@@ -22,7 +24,7 @@ def test_every_task_composes_with_every_optimizer_and_schedule(task):
                 cfg = compose_cfg([f"task={task}", f"optimizer={optimizer}", f"schedule={schedule}",
                                    "optimizer.lr=0.01"])
                 sched = resolve_schedule(cfg)
-                validate(cfg, sched, resolve_lr(cfg)[0])
+                validate(cfg, sched, configured_lr(cfg)[0])
                 assert cfg.task.name == task and cfg.epochs == cfg.task.epochs
 
 
@@ -51,7 +53,7 @@ def test_unknown_key_or_wrong_type_fails_at_compose(override, key):
 def test_force_added_unknown_key_is_refused_before_training(override, key):
     cfg = compose_cfg([override])  # Hydra's `+` adds even to a typed node
     with pytest.raises(UserError, match=f"unknown config key.*'{key}'"):
-        validate(cfg, resolve_schedule(cfg), resolve_lr(cfg)[0])
+        validate(cfg, resolve_schedule(cfg), configured_lr(cfg)[0])
 
 
 @pytest.mark.parametrize("overrides,match", [
@@ -66,7 +68,16 @@ def test_force_added_unknown_key_is_refused_before_training(override, key):
 def test_invalid_values_name_the_key(overrides, match):
     cfg = compose_cfg(overrides)
     with pytest.raises(UserError, match=match):
-        validate(cfg, resolve_schedule(cfg), resolve_lr(cfg)[0])
+        validate(cfg, resolve_schedule(cfg), configured_lr(cfg)[0])
+
+
+def test_target_node_is_the_shared_target_and_can_be_overridden():
+    # One definition (results/targets.py) for the config node, the engine and the report.
+    cfg = compose_cfg(["task.target.value=0.3"])
+    assert OmegaConf.get_type(cfg.task.target) is Target and cfg.task.target.value == 0.3
+    with pytest.raises(UserError, match="task.target.mode must be max or min"):
+        bad = compose_cfg(["task.target.mode=up"])
+        validate(bad, resolve_schedule(bad), configured_lr(bad)[0])
 
 
 def test_reference_resolves_to_the_tasks_schedule_and_is_checked():
@@ -79,10 +90,10 @@ def test_reference_resolves_to_the_tasks_schedule_and_is_checked():
 
 
 def test_lr_comes_from_override_then_task_table():
-    assert resolve_lr(compose_cfg(["optimizer=sgd"])) == (0.1, "task.lr[sgd]")
-    assert resolve_lr(compose_cfg(["optimizer.lr=0.02"])) == (0.02, "optimizer.lr")
+    assert configured_lr(compose_cfg(["optimizer=sgd"])) == (0.1, "task.lr[sgd]")
+    assert configured_lr(compose_cfg(["optimizer.lr=0.02"])) == (0.02, "optimizer.lr")
     cfg = compose_cfg(["optimizer=sgd", "++task.lr={sgd: 0.1, sgd/reference: 0.05}", "schedule=reference"])
-    assert resolve_lr(cfg) == (0.05, "task.lr[sgd/reference]")
+    assert configured_lr(cfg) == (0.05, "task.lr[sgd/reference]")
 
 
 @pytest.mark.parametrize("args,match", [
@@ -96,3 +107,9 @@ def test_cli_bad_choice_is_one_clear_message(args, match, results):
     assert proc.returncode != 0
     assert match in proc.stderr and "Traceback" not in proc.stderr
     assert not (results / "runs").exists()  # nothing started, nothing written
+
+
+def test_reading_a_config_never_runs_the_lr_range_test():
+    """The LR range test is a step of a run (runners/run.py resolve_lr), never of composing or checking."""
+    cfg = compose_cfg(["task=digits_resnet", "optimizer=adamw", "~task.lr.adamw"])
+    assert configured_lr(cfg) is None

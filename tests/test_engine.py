@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY, compose_cfg, run_cli
+from conftest import ROOT, TINY, compose_cfg, execute_at, run_cli
 from results import records
-from runners.errors import UserError
-from runners.run import execute
+from results.errors import UserError
 
 VOLATILE_STATUS = {"started", "ended", "environment", "resumed"}
 
 
 def run(results, *overrides):
-    return execute(compose_cfg([*TINY, f"results_dir={results}", *overrides]))
+    return execute_at(compose_cfg([*TINY, f"results_dir={results}", *overrides]))
 
 
 def comparable(path: Path):
@@ -88,7 +87,7 @@ def test_sigkill_mid_epoch_then_rerun_gives_identical_records(results, tmp_path)
 
 def test_digits_reaches_target_with_adamw_one_cycle(results):
     """`make run`'s experiment, at its real size: reaches 98% within its 8-epoch budget."""
-    path = execute(compose_cfg(["progress=false", f"results_dir={results}"]))
+    path = execute_at(compose_cfg(["progress=false", f"results_dir={results}"]))
     status = json.loads((path / "status.json").read_text())
     assert status["target_met_at_end"] and 1 <= status["epochs_to_target"] <= 8
 

@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from conftest import compose_cfg
-from runners.engine import Settings, train_epoch
+from conftest import compose_cfg, execute_at
+from runners.config import OptimizerConf, RunConf
+from runners.engine import train_epoch
 from runners.optimizers import build_optimizer
-from runners.run import execute
-from runners.schedules import build_schedule
 from suites.text.data import PAD, Corpus, fastai_lengths, with_pad_token
 from suites.text.tasks import LanguageModelConf, LanguageModelTask
 
@@ -89,8 +88,10 @@ def test_decoupled_decay_uses_the_window_scaled_lr_exactly_when_the_lr_is_scaled
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = build_optimizer({"_target_": "torch.optim.SGD", "weight_decay": 0.1,
                                  "no_decay_bias_norm": False}, model, lr=0.5)
-    train_epoch(DecayOnly(task), model, optimizer, build_schedule({"kind": "constant"}, 1),
-                Settings(epochs=1, wd_mode="decoupled"), torch.device("cpu"), 0, 0, 0, tqdm(disable=True))
+    batches = DecayOnly(task).train_batches(0, torch.Generator().manual_seed(0))
+    run = RunConf(optimizer=OptimizerConf(wd_mode="decoupled"))
+    train_epoch(DecayOnly(task), model, optimizer, batches, lambda i: (1.0, None), run, torch.device("cpu"),
+                0, tqdm(disable=True))
     factor = 1 - 0.5 * 0.1 * (35 / 10 if scaled else 1.0)
     for old, new in zip(before, model.parameters()):
         assert torch.allclose(new.detach(), old * factor, rtol=1e-6, atol=1e-7)
@@ -135,7 +136,7 @@ SYNTH = ["task=synth_awd_lstm", "task.train_tokens=1200", "task.valid_tokens=300
 
 
 def synth_run(results, *overrides):
-    path = execute(compose_cfg([*SYNTH, *overrides, f"results_dir={results}"]))
+    path = execute_at(compose_cfg([*SYNTH, *overrides, f"results_dir={results}"]))
     rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     return path, rows, json.loads((path / "status.json").read_text())
 

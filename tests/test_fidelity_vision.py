@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from runners.errors import UserError
+from results.errors import UserError
 
 from suites.vision.resident import CropFlip, draw_crop_flip
 from suites.vision.tasks import Cifar10WRN, Cifar10WRNConf

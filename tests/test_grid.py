@@ -89,6 +89,20 @@ def test_parallel_launchers_produce_complete_records(tmp_path, launcher):
     check_complete(tmp_path)
 
 
+def test_one_multirun_runs_two_tasks_side_by_side(tmp_path):
+    """A suite is one multirun over all its tasks: with two joblib workers, a digits_resnet job and a
+    digits_wrn job run at the same time (no per-task barrier)."""
+    out = subprocess.run([sys.executable, "-m", "runners.grid", "suite=mini", "task=digits_resnet,digits_wrn",
+                          "optimizer=adamw", "schedule=reference", "seed=0", "task.epochs=2",
+                          "task.test_size=1000", "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2",
+                          f"results_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "2 cells in one multirun over 2 task(s)" in out.stdout
+    spans = {c["task"]: (c["started"], c["ended"]) for c in cell_records(tmp_path)}
+    (a_start, a_end), (b_start, b_end) = spans["digits_resnet"], spans["digits_wrn"]
+    assert a_start < b_end and b_start < a_end, spans  # ISO timestamps in UTC compare as text
+
+
 def test_sigkill_mid_grid_then_rerun_completes_every_run_once(tmp_path):
     # A wider net than REDUCED's, so that a run lasts long enough (~1 s) to be caught mid-flight.
     proc = subprocess.Popen([sys.executable, "-m", "runners.grid", *REDUCED, "task.width=24",

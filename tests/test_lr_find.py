@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runners.config import resolve_lr
+from runners.config import LRFindConf, OptimizerConf, RunConf
+from runners.run import resolve_lr
 from runners.lr_find import cache_path, lr_range_test
+from suites.base import TaskConf
 from conftest import compose_cfg
 
 # Least squares with feature variances SCALES: the loss mean((x.w - y)^2) has Hessian 2 diag(SCALES),
@@ -43,11 +45,16 @@ class ToyRegression:
 
 SETTINGS = {"steps": 200, "start_lr": 1e-5, "end_lr": 10.0, "smoothing": 0.98, "divergence": 4.0,
             "divisor": 10.0, "seed": 0}
-PLAIN_SGD = {"_target_": "torch.optim.SGD", "weight_decay": 0.0, "kwargs": {"momentum": 0.0}}
+PLAIN_SGD = OptimizerConf(_target_="torch.optim.SGD", name="sgd", weight_decay=0.0, kwargs={"momentum": 0.0})
+
+
+def toy_run(**settings) -> RunConf:
+    """What the test reads of a run: its optimizer, stages (none), precision, clipping and settings."""
+    return RunConf(task=TaskConf(), optimizer=PLAIN_SGD, lr_find=LRFindConf(**{**SETTINGS, **settings}))
 
 
 def test_toy_problem_lr_is_inside_the_stable_range():
-    test = lr_range_test(ToyRegression(), PLAIN_SGD, SETTINGS, torch.device("cpu"))
+    test = lr_range_test(ToyRegression(), toy_run(), torch.device("cpu"))
     assert STABLE_MAX / 300 < test.lr < STABLE_MAX
     assert test.lr == test.lr_at_min / 10
     # The ramp went past the stable edge and stopped there (the loss blew up), not at the end of the ramp.
@@ -56,7 +63,7 @@ def test_toy_problem_lr_is_inside_the_stable_range():
 
 
 def test_a_diverging_ramp_never_picks_an_lr_past_the_blow_up():
-    test = lr_range_test(ToyRegression(), PLAIN_SGD, {**SETTINGS, "start_lr": 1.0}, torch.device("cpu"))
+    test = lr_range_test(ToyRegression(), toy_run(start_lr=1.0), torch.device("cpu"))
     assert test.lr <= 1.0 / 10
 
 

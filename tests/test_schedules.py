@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from runners.schedules import (annealing_cos, build_schedule, combined_cos, constant, one_cycle,
+from runners.schedules import (annealing_cos, build_schedule, combined_cos, constant, exponential, one_cycle,
                                one_cycle_phases, step)
 
 
@@ -89,3 +89,12 @@ def test_build_schedule_is_function_of_epochs_done():
     assert built(2.0) == pytest.approx(one_cycle()(0.25))
     with pytest.raises(ValueError, match="unknown schedule kind"):
         build_schedule({"kind": "warp"}, 8)
+
+
+def test_exponential_ramp_is_geometric_and_leaves_momentum_alone():
+    """The LR range test's ramp: start -> end with a constant ratio between equal steps of progress."""
+    ramp = exponential(1e-7, 10.0)
+    lrs = [ramp(i / 8)[0] for i in range(9)]
+    assert lrs[0] == pytest.approx(1e-7) and lrs[-1] == pytest.approx(10.0)
+    assert [b / a for a, b in zip(lrs, lrs[1:])] == pytest.approx([10.0] * 8)  # a decade a step
+    assert ramp(0.5)[1] is None

@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from runners.errors import DatasetMissing
+from results.errors import DatasetMissing
 from suites.text.data import (EOS, UNK, WIKITEXT_ENV, batchify, bptt_batches, bptt_lengths, build_corpus,
                               load_wikitext2)
 

@@ -7,10 +7,10 @@ import random
 import pytest
 import torch
 
-from runners.errors import UserError
+from results.errors import UserError
 from runners.run import execute
 from suites.text.data import load_wikitext2
-from conftest import compose_cfg
+from conftest import compose_cfg, execute_at
 
 OPTIMIZERS = ["adamw", "adam_l2", "amsgrad", "sgd", "ntasgd"]
 TINY_MODEL = ["task.emb_size=8", "task.hidden_size=12", "task.layers=2", "task.batch_size=4",
@@ -43,7 +43,7 @@ def wikitext_dir(tmp_path_factory):
 
 
 def run(overrides, results):
-    path = execute(compose_cfg([*overrides, f"results_dir={results}"]))
+    path = execute_at(compose_cfg([*overrides, f"results_dir={results}"]))
     status = json.loads((path / "status.json").read_text())
     rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     return status, rows, path

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import compose_cfg
-from runners.config import resolve_lr, resolve_schedule, validate
+from runners.config import configured_lr, resolve_schedule, validate
 from runners.engine import plan_stages
 from runners.schedules import build_schedule
 
@@ -24,7 +24,7 @@ COMBINATIONS = [(o, "reference") for o in OPTIMIZERS] + [("adamw", s) for s in (
 def test_task_composes_with_optimizer_and_schedule(task, optimizer, schedule):
     cfg = compose_cfg([f"task={task}", f"optimizer={optimizer}", f"schedule={schedule}"])
     sched = resolve_schedule(cfg)
-    lr, origin = resolve_lr(cfg)
+    lr, origin = configured_lr(cfg)
     validate(cfg, sched, lr)
     assert origin == f"task.lr[{optimizer}]" and lr > 0
     assert cfg.task.target.metric == "test_acc"
@@ -79,7 +79,7 @@ def test_blog_overlay_composes_to_the_blog_hyperparameters(recipe):
         value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
         assert value == pytest.approx(expected) if isinstance(expected, float) else value == expected, key
     assert cfg.optimizer.no_decay_bias_norm is False  # fastai 0.7 decays every parameter
-    lr, origin = resolve_lr(cfg)
+    lr, origin = configured_lr(cfg)
     validate(cfg, resolve_schedule(cfg), lr)
     assert origin == "optimizer.lr"
 
@@ -97,7 +97,7 @@ def test_cars_blog_stages_give_the_blog_learning_rates():
     head, full = plan_stages(OmegaConf.to_container(cfg.task.stages), cfg.epochs)
     assert (head.start, head.end, full.start, full.end) == (0, 20, 20, 60)
     assert set(head.freeze) == {"early", "late"} and not full.freeze
-    base = resolve_lr(cfg)[0]
+    base = configured_lr(cfg)[0]
     assert base * head.lr_mult == pytest.approx(1e-2)
     group_lrs = {name: base * full.lr_mult * mult for name, mult in dict(full.group_lr_mult).items()}
     assert group_lrs == pytest.approx({"early": 3e-3 / 9, "late": 3e-3 / 3})

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from runners.errors import DatasetMissing
+from results.errors import DatasetMissing
 from suites.vision.cars import load_cars
 from suites.vision.cifar import load_cifar10
 from suites.vision.resident import CropFlip, ResidentImages, draw_crop_flip, gather_crops

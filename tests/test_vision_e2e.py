@@ -9,21 +9,11 @@ import pytest
 import torch
 import torchvision
 
-from conftest import compose_cfg
+from conftest import compose_cfg, execute_at
 from results import records
-from runners.run import execute
 from vision_files import write_cars_torchvision, write_cifar10
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
-
-
-@pytest.fixture
-def one_thread():
-    """On a shared 2-core machine two intra-op threads spin against other processes; one is faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def finished(path):
@@ -33,7 +23,7 @@ def finished(path):
 
 def test_cifar10_wrn22_blog18_at_toy_size(tmp_path, one_thread):
     write_cifar10(tmp_path / "data")
-    path = execute(compose_cfg([
+    path = execute_at(compose_cfg([
         "+recipe=cifar10_blog18", f"results_dir={tmp_path / 'results'}", "progress=false", "epochs=2",
         f"task.data_dir={tmp_path / 'data'}", "task.download=false", "task.verify_md5=false",
         "task.widen=1", "task.blocks_per_group=1", "task.batch_size=8", "task.eval_batch_size=4"]))
@@ -51,7 +41,7 @@ def test_cars_resnet_blog_two_stages_at_toy_size(tmp_path, monkeypatch, one_thre
     weights = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     weights.parent.mkdir(parents=True)
     torch.save(torchvision.models.resnet18().state_dict(), weights)
-    path = execute(compose_cfg([
+    path = execute_at(compose_cfg([
         "+recipe=cars_blog", f"results_dir={tmp_path / 'results'}", "progress=false", "epochs=2",
         f"task.data_dir={tmp_path / 'data'}", f"task.cache_dir={tmp_path / 'cache'}", "task.cache_hw=[24,36]",
         "task.image_size=16", "task.arch=resnet18", "task.batch_size=4", "task.eval_batch_size=4",
@@ -68,13 +58,11 @@ def test_cars_resnet_blog_two_stages_at_toy_size(tmp_path, monkeypatch, one_thre
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["digits_wrn", "digits_finetune"])
 def test_mini_twin_reaches_its_target(tmp_path, task, one_thread):
-    path = execute(compose_cfg([f"task={task}", "optimizer=adamw", "schedule=one_cycle", "progress=false",
-                                f"results_dir={tmp_path / 'results'}", f"task.cache_dir={tmp_path / 'cache'}"]
-                               if task == "digits_finetune" else
-                               [f"task={task}", "optimizer=adamw", "schedule=one_cycle", "progress=false",
+    path = execute_at(compose_cfg([f"task={task}", "optimizer=adamw", "schedule=one_cycle", "progress=false",
                                 f"results_dir={tmp_path / 'results'}"]))
     status, rows = finished(path)
     assert status["status"] == "completed", status
     assert status["epochs_to_target"] is not None, [r["test_acc"] for r in rows]
-    if task == "digits_finetune":  # the pretrained body was cached once, keyed by its config
-        assert len(list((tmp_path / "cache" / "digits_finetune").glob("pretrain-*.pt"))) == 1
+    if task == "digits_finetune":  # its pre-training: one ordinary run, checkpoint kept
+        [pre] = [p for p in (tmp_path / "results" / "runs" / "pretrain").iterdir() if p.is_dir()]
+        assert finished(pre)[0]["status"] == "completed" and (pre / "checkpoint.pt").exists()

@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from runners.engine import Stage, stage_optimizer, train_mode
-from runners.errors import UserError
+from results.errors import UserError
 from runners.optimizers import build_optimizer
 from suites.vision.resnet_head import (BodyHead, ConcatPool, hub_weights_path,
                                        torchvision_body_head)

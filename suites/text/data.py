@@ -16,7 +16,7 @@ from typing import Iterable
 
 import torch
 
-from runners.errors import DatasetMissing
+from results.errors import DatasetMissing
 
 EOS, UNK, PAD = "<eos>", "<unk>", "_pad_"
 SPLITS = ("train", "valid", "test")

@@ -18,10 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runners.config import TaskConf
-from runners.errors import UserError
+from results.errors import UserError
 
-from ..base import Task
+from ..base import Task, TaskConf
 from .awd_lstm import Dropouts, LMOutput, awd_lstm, detach_state
 from .cache import cache_cross_entropy
 from .data import LOADERS, Corpus, TextBatch, batchify, bptt_batches, load_wikitext2, with_pad_token

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
-from runners.errors import DatasetMissing
+from results.errors import DatasetMissing
 
 from .paths import DATA_ENV, config_hash, publish_dir
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from torchvision.datasets import CIFAR10
 
-from runners.errors import DatasetMissing
+from results.errors import DatasetMissing
 
 from .paths import DATA_ENV
 

@@ -20,7 +20,7 @@ import torch
 import torchvision
 from torch import nn
 
-from runners.errors import UserError
+from results.errors import UserError
 
 GROUPS = ("early", "late", "head")
 

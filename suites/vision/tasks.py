@@ -13,10 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runners.config import TaskConf
-from runners.errors import UserError
+from results.errors import UserError
 
-from ..base import Task
+from ..base import Task, TaskConf
 from .cars import LAYOUTS, load_cars
 from .cifar import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
 from .paths import cache_root, data_root

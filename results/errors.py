@@ -1,4 +1,7 @@
-"""Errors that are the user's to fix: printed as one clear line, never as a traceback."""
+"""Errors that are the user's to fix: printed as one clear line, never as a traceback.
+
+At the bottom of the layers (no torch, no other package of this repo), so suites/ and runners/ raise
+the same types and the CLI catches them in one place."""
 
 
 class UserError(Exception):

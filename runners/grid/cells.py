@@ -1,0 +1,171 @@
+"""A suite's cells: one per (task, optimizer, schedule, seed) of its declared sweep, and one per
+(published recipe, seed), each a composed config of conf/grid.yaml. Expanded here, once, for the run,
+the plan and the summary alike.
+
+A suite (conf/suite/NAME.yaml) declares `grid.sweep` (values in Hydra's sweep syntax: `a,b`,
+`range(3)`), optional `grid.per_task` overrides and `grid.recipes`. The user's overrides on the command
+line either replace a swept key (`optimizer=adamw,sgd`, `task=digits_resnet`) or apply to every cell.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from results import records
+from results.errors import UserError
+
+from ..config import RunConf, register_configs, resolve_schedule
+from ..schedules import BUDGET_FREE
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+RECIPE_FIXED = ("optimizer", "schedule")  # a recipe overlay picks these itself
+
+
+@dataclass
+class GridSettings:
+    """Grid-only settings: not part of any run's config, so they never change a run id."""
+
+    # The suite's sweep: key -> values in Hydra sweep syntax ({task: "a,b", seed: "range(2)"}).
+    sweep: Dict[str, str] = field(default_factory=dict)
+    ladder_start: int = 1  # first budget probed by the search (raised to the task's stage count)
+    ladder_factor: float = 2.0
+    # Plan's cost estimate: an unknown probe is assumed to hit iff its budget >= this fraction of the max.
+    assumed_fraction: float = 0.5
+    # Seconds per epoch by task (measured or published), for the plan's GPU-hours; records override it.
+    epoch_seconds: Dict[str, float] = field(default_factory=dict)
+    # Extra overrides per task, e.g. its own optimizer sweep: {awd_lstm_wt2: ["optimizer=ntasgd,adamw"]}.
+    per_task: Dict[str, List[str]] = field(default_factory=dict)
+    # Published recipes (conf/recipe/) per task, each an extra cell swept over seeds only and run once
+    # at its own budget, as published (budget_search=false).
+    recipes: Dict[str, List[str]] = field(default_factory=dict)
+    # False: no budget search, one run at the task's budget (a recipe cell: the run as published;
+    # stopped at the target when its schedule is budget-free).
+    budget_search: bool = True
+    # Joblib workers: one CUDA device each (a list of ids); empty on CPU: torch threads split evenly.
+    worker_devices: List[str] = field(default_factory=list)
+    n_workers: Optional[int] = None  # set by the grid for joblib (CPU thread split)
+    # The job: its index into the launch's cell list, written by the grid before it launches.
+    cell: Optional[int] = None
+    cells_file: Optional[str] = None
+
+
+@dataclass
+class GridConf(RunConf):
+    grid: GridSettings = field(default_factory=GridSettings)
+
+
+def register_grid_configs() -> None:
+    from suites import TASK_SCHEMAS  # the entry point registers the tasks' schemas
+
+    register_configs(TASK_SCHEMAS)
+    ConfigStore.instance().store(name="grid_schema", node=GridConf)
+
+
+def compose_many(override_lists: list[list[str]], with_hydra: bool = False) -> list[DictConfig]:
+    """Configs of conf/grid.yaml (one Hydra initialisation for all: it is the slow part)."""
+    register_grid_configs()
+    GlobalHydra.instance().clear()
+    out = []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for overrides in override_lists:
+            try:
+                out.append(compose("grid", overrides=list(overrides), return_hydra_config=with_hydra))
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise UserError(f"{' '.join(overrides)}: {exc}".splitlines()[0]) from None
+    GlobalHydra.instance().clear()
+    return out
+
+
+def sweep_values(override: str) -> tuple[str, list[str]]:
+    """'optimizer=a,b' -> ('optimizer', ['a', 'b']); any Hydra sweep syntax, a plain value gives one."""
+    parsed = OverridesParser.create().parse_override(override)
+    values = ([str(v) for v in parsed.sweep_string_iterator()] if parsed.is_sweep_override()
+              else [parsed.get_value_element_as_str()])
+    return parsed.get_key_element(), values
+
+
+def split_args(args: list[str], swept: set[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """(swept key -> its values, the other overrides): a swept key or any sweep replaces the suite's."""
+    sweeps, fixed = {}, []
+    parser = OverridesParser.create()
+    for arg in args:
+        key, values = sweep_values(arg)
+        if key in swept or parser.parse_override(arg).is_sweep_override():
+            sweeps[key] = values
+        else:
+            fixed.append(arg)
+    return sweeps, fixed
+
+
+def cell_overrides(suite: str, user_args: list[str]) -> tuple[list[list[str]], list[str]]:
+    """The override list of every cell of the suite, and the declared tasks not present here."""
+    base = compose_many([[f"suite={suite}", *split_args(user_args, set())[1]]])[0]
+    declared = {k: sweep_values(f"{k}={v}")[1] for k, v in base.grid.sweep.items()}
+    sweeps, fixed = split_args(user_args, set(declared))
+    declared.update(sweeps)
+    tasks = declared.pop("task", [base.task.name])
+    present = [t for t in tasks if (CONF_DIR / "task" / f"{t}.yaml").exists()]
+    cells = []
+    for task in present:
+        task_sweeps, task_fixed = split_args(list(base.grid.per_task.get(task, [])), set(declared))
+        keys = {**declared, **task_sweeps}
+        common = [f"suite={suite}", f"task={task}", *task_fixed]
+        for combo in itertools.product(*keys.values()):
+            cells.append([*common, *(f"{k}={v}" for k, v in zip(keys, combo)), *fixed])
+        recipe_keys = {k: v for k, v in keys.items() if k not in RECIPE_FIXED}
+        recipe_fixed = [a for a in fixed if sweep_values(a)[0] not in RECIPE_FIXED]
+        for recipe in base.grid.recipes.get(task, []):
+            for combo in itertools.product(*recipe_keys.values()):
+                cells.append([*common, f"+recipe={recipe}", "grid.budget_search=false",
+                              *(f"{k}={v}" for k, v in zip(recipe_keys, combo)), *recipe_fixed])
+    return cells, [t for t in tasks if t not in present]
+
+
+def run_config(cfg: DictConfig, **changes) -> DictConfig:
+    """The run's own config: the cell's without its `grid` section, plus `changes` (e.g. epochs=B)."""
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    with open_dict(out):
+        out.pop("grid", None)
+        out.pop("hydra", None)
+        for key, value in changes.items():
+            out[key] = value
+    base = OmegaConf.structured(RunConf)
+    with open_dict(base):
+        base.task = cfg.task  # keeps the task's own schema, so values type-check
+    return OmegaConf.merge(base, out)
+
+
+def is_budget_free(cfg: DictConfig) -> bool:
+    return BUDGET_FREE[resolve_schedule(cfg)["kind"]]
+
+
+def searches_budget(cfg: DictConfig) -> bool:
+    """Whether the cell's epochs-to-target comes from a budget search (1cycle grid cells) rather than
+    one run at the task's budget (budget-free schedules; recipe cells, run as published)."""
+    return bool(cfg.grid.budget_search) and not is_budget_free(cfg)
+
+
+def cell_name(cfg: DictConfig) -> str:
+    """task/optimizer/schedule/seedN for a grid cell; task/+recipe/seedN for a published recipe's."""
+    middle = f"+{cfg.recipe}" if cfg.get("recipe") else f"{cfg.optimizer.name}/{cfg.schedule.name}"
+    return f"{cfg.task.name}/{middle}/seed{cfg.seed}"
+
+
+def cell_path(cfg: DictConfig) -> Path:
+    """The cell record: keyed by the cell's config with the budget left out (it is what the cell varies)."""
+    config = OmegaConf.to_container(run_config(cfg), resolve=True)
+    for key in ("epochs", "stop_at_target"):
+        config.pop(key, None)
+    middle = cfg.recipe if cfg.get("recipe") else f"{cfg.optimizer.name}__{cfg.schedule.name}"
+    name = f"{cfg.task.name}__{middle}__s{cfg.seed}__{records.run_id(config)}"
+    return Path(cfg.results_dir) / "grids" / cfg.suite / "cells" / f"{name}.json"

@@ -1,0 +1,205 @@
+"""One grid job = one cell (task, optimizer, schedule, seed — or a published recipe and seed): the
+Hydra task function every launcher (basic, joblib, submitit) runs, in this process or another one.
+
+Budget-free schedules and recipe cells: one run at the task's budget (a budget-free one stopped at the
+target). Budget-dependent grid cells (1cycle): the budget search of runners/budget.py, each probe a real
+`execute` with `epochs=B`, which skips a finished run and resumes an interrupted one (runs are keyed by
+the hash of their config). The plan (`plan=true`) walks the same `search_cell` with a `DryRunner`. The
+job never raises: a failed probe is recorded in its run and in the cell record, and the grid goes on.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import filelock
+from omegaconf import DictConfig, OmegaConf
+
+from results import records
+from results.targets import seed_epochs_to_target
+
+from ..budget import search_budget
+from ..config import run_path
+from .cells import GridConf, cell_name, cell_path, is_budget_free, run_config, searches_budget
+
+
+def read_status(path: Path) -> dict | None:
+    try:
+        return records.read_status(path / records.STATUS_FILE)
+    except records.CorruptRecord:
+        return {"status": "corrupt"}
+
+
+class ProbeRunner:
+    """Runs (or finds) the run of one budget and remembers what it did."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.runs: list[dict] = []
+
+    def run(self, budget: int, stop_at_target: bool) -> dict:
+        from ..run import execute  # torch and the engine load only when a job really trains
+
+        cfg = run_config(self.cfg, epochs=budget, stop_at_target=stop_at_target)
+        if not sys.stderr.isatty():
+            cfg.progress = False
+        path = run_path(cfg)
+        before = read_status(path)
+        action = "cached" if before and before["status"] in records.FINAL_STATUSES else (
+            "resumed" if before else "trained")
+        entry = {"budget": budget, "run_id": path.name, "action": action}
+        self.runs.append(entry)
+        if action == "cached":
+            status = before
+        else:
+            try:
+                status = execute(cfg)
+            finally:  # also a failed run: its status says why
+                failed = read_status(path) or {}
+                entry.update(status=failed.get("status", "failed"), epochs_done=failed.get("epochs_done"))
+        entry.update(status=status["status"], epochs_done=status.get("epochs_done"),
+                     hit=status["status"] == "completed" and bool(status.get("target_met_at_end")),
+                     status_dict=status)
+        return status
+
+
+class DryRunner:
+    """The plan's runner: a recorded run's outcome where there is one, else an assumed one — a probe hits
+    iff its budget is at least `grid.assumed_fraction` of the maximum — and the epochs left to train."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.runs: list[dict] = []
+
+    def run(self, budget: int, stop_at_target: bool) -> dict:
+        recorded = read_status(run_path(run_config(self.cfg, epochs=budget,
+                                                          stop_at_target=stop_at_target)))
+        if recorded and recorded["status"] in records.FINAL_STATUSES:
+            self.runs.append({"budget": budget, "state": "done", "cost": 0, "status_dict": recorded})
+            return recorded
+        hit = budget >= self.cfg.grid.assumed_fraction * int(self.cfg.task.epochs)
+        assumed = {"status": "completed", "epochs": budget, "target_met_at_end": hit,
+                   "epochs_to_target": None, "budget_free": is_budget_free(self.cfg)}
+        done_epochs = int((recorded or {}).get("epochs_done") or 0)
+        self.runs.append({"budget": budget, "state": "resume" if recorded else "todo",
+                          "cost": budget - done_epochs, "status_dict": assumed})
+        return assumed
+
+
+def search_cell(cfg: DictConfig, runner) -> int | None:
+    """Run (or plan) the cell: the epochs to target, None when not reached."""
+    max_epochs = int(cfg.task.epochs)
+    if not searches_budget(cfg):
+        runner.run(max_epochs, stop_at_target=is_budget_free(cfg))
+    else:
+        start = max(int(cfg.grid.ladder_start), len(cfg.task.stages), 1)
+
+        def reaches(budget: int) -> bool:
+            status = runner.run(budget, stop_at_target=bool(cfg.stop_at_target))
+            return status["status"] == "completed" and bool(status.get("target_met_at_end"))
+
+        result = search_budget(reaches, max_epochs, start, float(cfg.grid.ladder_factor))
+        for entry, probe in zip(runner.runs, result.probes):
+            entry["phase"] = probe.phase
+    completed = [r["status_dict"] for r in runner.runs if (r.get("status_dict") or {}).get("status") == "completed"]
+    # The shared definition (results.targets) is the answer; the search only chose which runs to make.
+    return seed_epochs_to_target(completed).epochs if completed else None
+
+
+def cell_record(cfg: DictConfig, runs: list[dict], epochs: int | None, error: str | None,
+                started: str, wall_s: float) -> dict:
+    first = runs[0].get("status_dict", {}) if runs else {}
+    return {"cell": cell_name(cfg), "task": cfg.task.name, "recipe": cfg.get("recipe"),
+            "optimizer": cfg.optimizer.name, "schedule": cfg.schedule.name, "seed": int(cfg.seed),
+            "budget_free": is_budget_free(cfg), "max_epochs": int(cfg.task.epochs), "lr": first.get("lr"),
+            "status": "failed" if error else "ok", "error": error,
+            "epochs_to_target": epochs, "censored": error is None and epochs is None,
+            "probes": [{k: v for k, v in r.items() if k != "status_dict"} for r in runs],
+            "runs_trained": sum(r["action"] != "cached" for r in runs), "started": started,
+            "ended": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "wall_s": round(wall_s, 1)}
+
+
+def describe(record: dict) -> str:
+    probes = " ".join(f"{p['budget']}{'+' if p.get('hit') else '-'}" for p in record["probes"])
+    if record["error"]:
+        outcome = f"FAILED: {record['error']}"
+    elif record["censored"]:
+        outcome = f"not reached (> {record['max_epochs']})"
+    else:
+        outcome = f"{record['epochs_to_target']} epochs"
+    return (f"[grid] {record['cell']}: {outcome} | probes {probes or '-'} | "
+            f"trained {record['runs_trained']}/{len(record['probes'])} | {record['wall_s']:.0f}s")
+
+
+def load_cell(job_cfg: DictConfig) -> DictConfig:
+    """The job's cell, as the grid composed it before launching (typed again by its schemas)."""
+    from suites import TASK_SCHEMAS
+
+    cells = OmegaConf.load(job_cfg.grid.cells_file)
+    cell = cells[int(job_cfg.grid.cell)]
+    schema = OmegaConf.structured(GridConf)
+    task_schema = TASK_SCHEMAS.get(str(cell.task.name))
+    if task_schema is not None:
+        schema.task = OmegaConf.structured(task_schema)
+    return OmegaConf.merge(schema, cell, {"grid": OmegaConf.to_container(job_cfg.grid)})
+
+
+def run_cell_job(job_cfg: DictConfig) -> dict:
+    """The Hydra task function. Never raises on a run's failure: it is recorded, the grid goes on."""
+    cfg = load_cell(job_cfg)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    clock, runner, error, epochs = time.perf_counter(), ProbeRunner(cfg), None, None
+    pin_worker(cfg)
+    try:
+        epochs = search_cell(cfg, runner)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 — OOM, divergence-turned-error, bad data: record, go on
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        if os.environ.get("ONECYCLE_GRID_TRACEBACK"):
+            traceback.print_exc()
+    record = cell_record(cfg, runner.runs, epochs, error, started, time.perf_counter() - clock)
+    records.write_json_atomic(cell_path(cfg), record)
+    print(describe(record), flush=True)
+    return record
+
+
+class _WorkerSlot:
+    """The device slot this worker process holds for its lifetime (joblib reuses worker processes)."""
+
+    lock: filelock.FileLock | None = None
+    label = ""
+
+
+def pin_worker(cfg: DictConfig) -> str:
+    """Joblib workers: take a free slot (a lock file per device) and pin CUDA_VISIBLE_DEVICES to it before
+    CUDA starts in this process; on CPU, split torch threads among the workers."""
+    settings = cfg.grid
+    if _WorkerSlot.label or not (settings.worker_devices or settings.n_workers):
+        return _WorkerSlot.label
+    if not settings.worker_devices:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(settings.n_workers)))
+        _WorkerSlot.label = f"cpu threads {torch.get_num_threads()}"
+        return _WorkerSlot.label
+    lock_dir = Path(cfg.results_dir) / "grids" / ".slots"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    while _WorkerSlot.lock is None:
+        for device in settings.worker_devices:
+            lock = filelock.FileLock(lock_dir / f"cuda{device}.lock")
+            try:
+                lock.acquire(timeout=0)
+            except filelock.Timeout:
+                continue
+            _WorkerSlot.lock, _WorkerSlot.label = lock, f"cuda {device}"
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
+            break
+        else:
+            time.sleep(1.0)  # more workers than devices: wait for one to free up
+    return _WorkerSlot.label
