@@ -138,8 +138,11 @@ def with_pretrained(cfg: DictConfig) -> DictConfig:
     pre = cfg.task.get("pretrain")
     if not pre:
         return cfg.task
+    from suites import TASK_SCHEMAS  # a config read back from a grid's cell file has lost the node types
+
+    task = OmegaConf.merge(OmegaConf.structured(TASK_SCHEMAS[pre.task.name]), pre.task)
     run = OmegaConf.merge(OmegaConf.structured(RunConf), {
-        "task": pre.task, "optimizer": pre.optimizer, "schedule": pre.schedule, "seed": pre.seed,
+        "task": task, "optimizer": pre.optimizer, "schedule": pre.schedule, "seed": pre.seed,
         "suite": PRETRAIN_SUITE, "keep_checkpoint": True, **{k: cfg[k] for k in PRETRAIN_INHERITS}})
     key = records.run_id(OmegaConf.to_container(pre, resolve=True))
     lock = Path(cfg.results_dir) / "runs" / PRETRAIN_SUITE / f".{key}.lock"

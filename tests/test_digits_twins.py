@@ -75,6 +75,18 @@ def test_grid_plan_for_digits_finetune_trains_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_grid_job_finds_its_pretraining_from_the_cell_file(tmp_path):
+    """A grid job reads its cell back from the launch's file (node types lost): the pre-training run must
+    still be built from its task's schema (a regression: 'dict' object has no attribute 'target')."""
+    tiny = ["task.width=8", "task.head_hidden=8", "task.pretrain.task.width=8", "task.pretrain.task.epochs=1",
+            "task.epochs=2", "progress=false"]
+    out = subprocess.run([sys.executable, "-m", "runners.grid", "suite=mini", "task=digits_finetune", "seed=0",
+                          "optimizer=adamw", "schedule=reference", *tiny, f"results_dir={tmp_path}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "failures: 0" in out.stdout and len(pretrain_runs(tmp_path)) == 1
+
+
 def test_digits_resnet_batches_are_shifted_training_images():
     task = DigitsResNet(compose_cfg(["task=digits_resnet"]).task)
     x, y = next(iter(task.train_batches(0, torch.Generator().manual_seed(0))))
