@@ -226,10 +226,14 @@ def validate(cfg: DictConfig, schedule: dict, lr: float | None) -> None:
         _check(0 < schedule["gamma"] <= 1, f"schedule.gamma must be in (0, 1], got {schedule['gamma']}")
 
 
+def resolved_config(cfg: DictConfig) -> dict:
+    """The run's config as a plain dict, its schedule resolved: what `config.yaml` holds and the run id
+    hashes."""
+    return {**OmegaConf.to_container(cfg, resolve=True), "schedule": resolve_schedule(cfg)}
+
+
 def run_path(cfg: DictConfig) -> Path:
-    """The run's directory, `<results_dir>/runs/<suite>/<run_id>`: the run id is the hash of the resolved
-    config with its schedule resolved (records.run_id). Computed here only — by `execute`, the grid and
-    its plan alike — and torch-free, so planning a grid loads no model code."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    config["schedule"] = resolve_schedule(cfg)
-    return records.run_dir(cfg.results_dir, cfg.suite, records.run_id(config))
+    """The run's directory, `<results_dir>/runs/<suite>/<run_id>`: the run id is the hash of
+    `resolved_config` (records.run_id). Computed here only — by `execute`, the grid and its plan alike —
+    and torch-free, so planning a grid loads no model code."""
+    return records.run_dir(cfg.results_dir, cfg.suite, records.run_id(resolved_config(cfg)))

@@ -19,7 +19,7 @@ from results.errors import UserError
 from results.targets import Target, epochs_to_target
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import RunConf, configured_lr, resolve_schedule, run_path, validate
+from .config import RunConf, configured_lr, resolve_schedule, resolved_config, run_path, validate
 from .engine import fit, select_device
 from .schedules import BUDGET_FREE
 
@@ -197,9 +197,9 @@ def execute(cfg: DictConfig) -> dict:
     if target.metric not in task.metrics:
         raise UserError(f"task.target.metric={target.metric!r} is not a metric of task {cfg.task.name!r};"
                         f" it produces {list(task.metrics)}")
-    config = {**OmegaConf.to_container(cfg, resolve=True), "schedule": schedule_cfg}
     path.mkdir(parents=True, exist_ok=True)
-    records.write_text_atomic(path / records.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(config)))
+    records.write_text_atomic(path / records.CONFIG_FILE,
+                              OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
     status = {"run_id": path.name, "suite": cfg.suite, "task": cfg.task.name, "recipe": cfg.recipe,
               "optimizer": cfg.optimizer.name, "schedule": schedule_cfg["name"],
               "schedule_kind": schedule_cfg["kind"], "seed": cfg.seed, "epochs": cfg.epochs,

@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from results.errors import UserError
+from results.records import write_text_atomic
 
 from ..config import resolve_schedule, validate
 from .cells import CONF_DIR, cell_name, cell_overrides, compose_many, run_config, split_args
@@ -89,18 +90,18 @@ def check_cells(cells) -> None:
 
 
 def write_cells(cells, results_dir: str, suite: str) -> Path:
-    """The launch's cells, resolved, in one file the jobs read by index (named by its content)."""
-    text = OmegaConf.to_yaml(OmegaConf.create([OmegaConf.to_container(c, resolve=True) for c in cells]))
-    path = Path(results_dir) / "grids" / suite / "launches" / f"{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        from results.records import write_text_atomic
+    """The launch's cells, resolved, one file each (`<i>.yaml`) so that a job reads only its own, in a
+    directory named by their content."""
+    texts = [OmegaConf.to_yaml(OmegaConf.create(OmegaConf.to_container(c, resolve=True))) for c in cells]
+    digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:12]
+    directory = Path(results_dir) / "grids" / suite / "launches" / digest
+    for i, text in enumerate(texts):
+        if not (directory / f"{i}.yaml").exists():
+            write_text_atomic(directory / f"{i}.yaml", text)
+    return directory
 
-        write_text_atomic(path, text)
-    return path
 
-
-def launch(suite: str, cells_file: Path, count: int, launcher_args: list[str]) -> None:
+def launch(suite: str, cells_dir: Path, count: int, launcher_args: list[str]) -> None:
     """The one Hydra multirun: a job per cell index (the launcher decides where each runs)."""
     import hydra
     from hydra.core.global_hydra import GlobalHydra
@@ -111,7 +112,7 @@ def launch(suite: str, cells_file: Path, count: int, launcher_args: list[str]) -
     app = hydra.main(config_path=str(CONF_DIR), config_name="grid", version_base="1.3")(run_cell_job)
     saved = sys.argv
     sys.argv = [saved[0] or "runners.grid", f"suite={suite}", *launcher_args,
-                f"grid.cells_file={cells_file}", f"grid.cell=range(0,{count})"]
+                f"grid.cells_dir={cells_dir}", f"grid.cell=range(0,{count})"]
     try:
         app()
     finally:

@@ -54,9 +54,9 @@ class GridSettings:
     # Joblib workers: one CUDA device each (a list of ids); empty on CPU: torch threads split evenly.
     worker_devices: List[str] = field(default_factory=list)
     n_workers: Optional[int] = None  # set by the grid for joblib (CPU thread split)
-    # The job: its index into the launch's cell list, written by the grid before it launches.
+    # The job: its index into the launch's cells, written by the grid (one file each) before it launches.
     cell: Optional[int] = None
-    cells_file: Optional[str] = None
+    cells_dir: Optional[str] = None
 
 
 @dataclass

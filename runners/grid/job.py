@@ -140,8 +140,7 @@ def load_cell(job_cfg: DictConfig) -> DictConfig:
     """The job's cell, as the grid composed it before launching (typed again by its schemas)."""
     from suites import TASK_SCHEMAS
 
-    cells = OmegaConf.load(job_cfg.grid.cells_file)
-    cell = cells[int(job_cfg.grid.cell)]
+    cell = OmegaConf.load(Path(job_cfg.grid.cells_dir) / f"{int(job_cfg.grid.cell)}.yaml")
     schema = OmegaConf.structured(GridConf)
     task_schema = TASK_SCHEMAS.get(str(cell.task.name))
     if task_schema is not None:
