@@ -5,7 +5,8 @@
     python -m report baseline suite=NAME out=PATH [results_dir=results]
 
 `check` exits 1 when a cell's epochs-to-target worsens beyond the baseline's tolerance or a verdict
-drops (report/gate.py), 0 otherwise. Bad arguments exit 2 with one `error: ...` line.
+drops (report/gate.py), 0 otherwise. Bad arguments, a results dir that does not exist, a suite with
+no run and an output that cannot be written exit 2 with one `error: ...` line (no traceback).
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-from results.records import write_text_atomic
+from results.errors import UserError
+from results.records import iter_run_dirs, write_text_atomic
 
-from . import build
+from . import build, not_writable
 
 COMMANDS = {"build": ({"suite"}, {"results_dir", "out_dir", "screenshot"}),
             "check": ({"suite", "baseline"}, {"results_dir"}),
@@ -47,6 +49,28 @@ def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     return command, args
 
 
+def records_dir(args: dict) -> str:
+    """The results dir, once it is known to hold runs of the suite: without any, a page of empty tables
+    (or a gate with nothing to compare) would look like a result."""
+    results, suite = Path(args.get("results_dir", "results")), args["suite"]
+    if not results.is_dir():
+        state = "is not a directory" if results.exists() else "does not exist"
+        raise UsageError(f"results dir {results} {state}; give results_dir=DIR, the directory the runs "
+                         f"wrote their records to")
+    runs = results / "runs"
+    try:
+        found = iter_run_dirs(results, suite)
+        known = sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+    except OSError as exc:
+        raise UsageError(f"results dir {results} cannot be read ({exc.strerror or exc}); make it "
+                         f"readable, or give results_dir=DIR") from None
+    if not found:
+        raise UsageError(f"suite {suite!r} has no runs under {runs / suite}; run it first "
+                         f"(python -m runners.grid suite={suite}) or pick a suite with runs there: "
+                         f"{', '.join(known) or 'none'}")
+    return str(results)
+
+
 def _screenshot(page: Path, mode: str) -> None:
     """Best effort unless asked for: a PNG of the page beside it, and the browser's console errors."""
     from .browser import check_page, find_chromium
@@ -69,7 +93,7 @@ def run_build(args: dict) -> int:
     mode = args.get("screenshot", "false")  # opt-in: a headless browser is slow and not everywhere
     if mode not in ("auto", "true", "false"):
         raise UsageError(f"screenshot={mode!r}: expected auto, true or false")
-    page = build(args["suite"], args.get("results_dir", "results"), args.get("out_dir"))
+    page = build(args["suite"], records_dir(args), args.get("out_dir"))
     print(f"report={page}")
     _screenshot(page, mode)
     return 0
@@ -84,7 +108,7 @@ def run_check(args: dict) -> int:
         baseline = load_baseline(Path(args["baseline"]))
     except (OSError, ValueError) as exc:
         raise UsageError(f"baseline={args['baseline']!r}: {exc}") from None
-    result = check(analyse(load_suite(args["suite"], args.get("results_dir", "results"))), baseline)
+    result = check(analyse(load_suite(args["suite"], records_dir(args))), baseline)
     for note in result.notes:
         print(f"note: {note}")
     for failure in result.failures:
@@ -99,9 +123,12 @@ def run_baseline(args: dict) -> int:
     from .gate import snapshot
     from .load import load_suite
 
-    doc = snapshot(analyse(load_suite(args["suite"], args.get("results_dir", "results"))))
+    doc = snapshot(analyse(load_suite(args["suite"], records_dir(args))))
     out = Path(args["out"])
-    write_text_atomic(out, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    try:
+        write_text_atomic(out, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise not_writable(out.parent, exc, "give out=PATH in a writable directory") from None
     print(f"baseline={out} ({len(doc['cells'])} cells, {len(doc['verdicts'])} verdicts)")
     return 0
 
@@ -110,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command, args = parse(sys.argv[1:] if argv is None else argv)
         return {"build": run_build, "check": run_check, "baseline": run_baseline}[command](args)
-    except UsageError as exc:
+    except (UsageError, UserError) as exc:  # the user's to fix (ReportError among them): no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from results.records import write_atomic
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
@@ -115,7 +117,8 @@ def _drive(pipe: _Pipe, url: str, width: int, max_height: int, screenshot: Path 
         pipe.send("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
         shot = pipe.send("Page.captureScreenshot", {"format": "png"}, session)
-        screenshot.write_bytes(base64.b64decode(shot["data"]))
+        png = base64.b64decode(shot["data"])
+        write_atomic(screenshot, lambda fh: fh.write(png))  # as every report file: whole or not at all
         check.screenshot = screenshot
     check.errors = _errors([e for e in pipe.events if e.get("sessionId") == session])
     return check

@@ -1,4 +1,4 @@
-"""Render the one-file HTML page (jinja2, autoescaped) and write it with its CSV / Markdown tables."""
+"""Render the one-file HTML page (jinja2, autoescaped); build() writes it after its CSV / Markdown tables."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,13 +7,12 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from results.records import write_text_atomic
-
 from .analysis import Analysis
 from .plots import Figure
 from .tables import Table
 
 TEMPLATES = Path(__file__).with_name("templates")
+PAGE = "index.html"
 
 
 def environment_summary(analysis: Analysis) -> dict[str, str]:
@@ -59,8 +58,3 @@ def render(analysis: Analysis, tables: list[Table], figures: list[Figure], built
         targets=analysis.targets, max_epochs=analysis.max_epochs, figures=figures,
         has_runs=not analysis.records.runs.empty)
 
-
-def write_page(html: str, out_dir: Path) -> Path:
-    path = out_dir / "index.html"
-    write_text_atomic(path, html)
-    return path

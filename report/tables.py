@@ -1,13 +1,13 @@
 """Every table of the report as a DataFrame of display strings, plus CSV and Markdown export."""
 from __future__ import annotations
 
+import numbers
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-
-from results.records import write_text_atomic
 
 from .analysis import BASELINE, Analysis, mean_std
 from .claims import claim_rows, judged_text, rule_text
@@ -154,23 +154,48 @@ def all_tables(analysis: Analysis, out_dir: Path) -> list[Table]:
             seeds_table(analysis), problems_table(analysis)]
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no tabulate dependency); pipes in values are escaped."""
-    def esc(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
+# Markdown line breaks and the characters that make markup; `&`, `<` and `>` become entities so that no
+# tag (a `<script>` from a record) survives as text a renderer could pass through as HTML.
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+_ESCAPES = {"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "`": "\\`", "*": "\\*",
+            "[": "\\[", "]": "\\]", "_": "\\_"}
 
-    header = [frame.index.name or ""] + [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
+
+def md_escape(value) -> str:
+    """A Markdown table cell of `value`: the one escape every Markdown export uses. Numbers pass as they
+    are. `_` inside a word (digits_resnet) and brackets in a text without `](` or `][` ("[6–7]") stay,
+    as CommonMark reads neither as markup: intraword `_` never emphasises, and with no `](` / `][` no
+    link can form (these files hold no link definitions). The backslash is escaped too, else `\\|`
+    would leave the pipe bare and split the row."""
+    if isinstance(value, numbers.Number) and not isinstance(value, bool):
+        return str(value)
+    text = _LINE_BREAKS.sub(" ", str(value))
+    brackets = "](" in text or "][" in text
+    out = []
+    for i, ch in enumerate(text):
+        intraword = 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+        if (ch == "_" and intraword) or (ch in "[]" and not brackets):
+            out.append(ch)
+        else:
+            out.append(_ESCAPES.get(ch, ch))
+    return "".join(out)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no tabulate dependency); every label and value through
+    md_escape, so a record's string can neither split a row nor add markup."""
+    header = [frame.index.name or ""] + list(frame.columns)
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
     for label, row in frame.iterrows():
-        lines.append("| " + " | ".join(esc(v) for v in [label, *row.tolist()]) + " |")
+        lines.append("| " + " | ".join(md_escape(v) for v in [label, *row.tolist()]) + " |")
     return "\n".join(lines) + "\n"
 
 
-def export(tables: list[Table], out_dir: Path) -> list[Path]:
-    written = []
+def exports(tables: list[Table]) -> dict[str, str]:
+    """File name -> text of every table's CSV and Markdown export (written by the caller)."""
+    files = {}
     for table in tables:
-        csv_path, md_path = out_dir / f"{table.name}.csv", out_dir / f"{table.name}.md"
-        write_text_atomic(csv_path, table.frame.to_csv())
-        write_text_atomic(md_path, f"### {table.title}\n\n{table.note}\n\n{to_markdown(table.frame)}")
-        written += [csv_path, md_path]
-    return written
+        files[f"{table.name}.csv"] = table.frame.to_csv()
+        files[f"{table.name}.md"] = f"### {table.title}\n\n{table.note}\n\n{to_markdown(table.frame)}"
+    return files
+

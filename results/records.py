@@ -5,14 +5,20 @@ line at a time, so a run killed at any instant leaves records that are either ol
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping
+
+from omegaconf import OmegaConf
+
+from .errors import UserError
 
 STATUSES = ("running", "completed", "diverged", "failed")
 FINAL_STATUSES = ("completed", "diverged")  # rerunning these would repeat the same result
@@ -23,10 +29,24 @@ METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoint.pt"
+RESUMES_FILE = "resumes.jsonl"
 
 
 class CorruptRecord(Exception):
-    """A record file exists but cannot be trusted (bad JSON, missing keys, out-of-order epochs)."""
+    """A record file exists but cannot be trusted (bad JSON, missing keys, out-of-order epochs, or a
+    finished run whose files disagree with its status or its run id)."""
+
+
+class DiskFull(UserError):
+    """A record or checkpoint could not be written for lack of space; nothing partial was left."""
+
+    def __init__(self, path: Path):
+        free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
+        super().__init__(f"no space left writing {path} ({free / 2**20:.1f} MiB free on its device); "
+                         f"free some space and rerun")
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def run_id(config: Mapping[str, Any], exclude: tuple[str, ...] = OUTPUT_ONLY_KEYS) -> str:
@@ -51,20 +71,32 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _file_mode() -> int:
+    """The mode an ordinary open() would give a new file: 0666 less the umask (which can only be read by
+    setting it, so it is set back at once). mkstemp's 0600 would hide records from a group's readers."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """The one way a record, checkpoint or cache file is written: `write(fh)` fills a temporary file
     beside `path`, which is flushed to disk (fsync) and then renamed over `path`. A reader or a kill at
-    any instant sees the old file or the new one, never a part; a failed write leaves no temporary."""
+    any instant sees the old file or the new one, never a part; a failed write leaves no temporary, and
+    a full disk raises DiskFull."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+            raise DiskFull(path) from None
         raise
 
 
@@ -76,12 +108,29 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     write_text_atomic(path, json.dumps(_json_safe(dict(data)), indent=2, sort_keys=True) + "\n")
 
 
+def jsonl_line(row: Mapping[str, Any]) -> str:
+    return json.dumps(_json_safe(dict(row)), sort_keys=True) + "\n"
+
+
 def append_jsonl(path: Path, row: Mapping[str, Any]) -> None:
-    line = json.dumps(_json_safe(dict(row)), sort_keys=True) + "\n"
-    with open(path, "a") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Append one complete line; a write that fails part-way (a full disk) is cut back off. Unbuffered,
+    so that no buffered part is flushed again on close after the cut."""
+    data = jsonl_line(row).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _file_mode())
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, size)
+            if exc.errno in NO_SPACE:
+                raise DiskFull(path) from None
+            raise
+    finally:
+        os.close(fd)
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -109,9 +158,14 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def keep_epochs(path: Path, rows: list[dict], last_epoch: int) -> list[dict]:
-    """Rewrite metrics.jsonl with only the epochs up to `last_epoch` (those a checkpoint covers)."""
-    kept = [r for r in rows if int(r["epoch"]) <= last_epoch]
-    write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    """Make metrics.jsonl hold exactly the epochs up to `last_epoch` (those a checkpoint covers), also
+    dropping a line cut short by a kill, so that a resumed run appends after a whole line."""
+    if len(rows) < last_epoch:
+        raise CorruptRecord(f"{path}: {len(rows)} rows, but the checkpoint is at epoch {last_epoch}")
+    kept = rows[:last_epoch]
+    text = "".join(jsonl_line(r) for r in kept)
+    if not path.exists() or path.read_text() != text:
+        write_text_atomic(path, text)
     return kept
 
 
@@ -127,6 +181,36 @@ def read_status(path: Path) -> dict | None:
     return status
 
 
+def check_finished(path: Path, status: dict, rows: list[dict]) -> None:
+    """A finished run is counted only when its files agree: its metrics hold one row per epoch done, and
+    its config.yaml hashes to its run id (the directory's name). Raises CorruptRecord otherwise."""
+    if status["status"] not in FINAL_STATUSES:
+        return
+    if not (path / METRICS_FILE).exists():
+        raise CorruptRecord(f"{path}: {status['status']} but {METRICS_FILE} is missing")
+    if len(rows) != status.get("epochs_done"):
+        raise CorruptRecord(f"{path}: {status['status']} after {status.get('epochs_done')} epochs, but "
+                            f"{METRICS_FILE} holds {len(rows)} whole rows")
+    config = path / CONFIG_FILE
+    if not config.exists():
+        raise CorruptRecord(f"{path}: {status['status']} but {CONFIG_FILE} is missing")
+    try:
+        key = run_id(OmegaConf.to_container(OmegaConf.load(config), resolve=False))
+    except Exception as exc:  # omegaconf's parse errors have no common base class
+        raise CorruptRecord(f"{config}: unreadable ({type(exc).__name__})") from None
+    if key != path.name:
+        raise CorruptRecord(f"{config}: hashes to {key}, not to the run id {path.name}")
+
+
+def read_run(path: Path) -> tuple[dict | None, list[dict]]:
+    """A run directory's status (None: no run yet) and metrics rows, checked (check_finished)."""
+    status = read_status(path / STATUS_FILE)
+    rows = read_metrics(path / METRICS_FILE)
+    if status is not None:
+        check_finished(path, status, rows)
+    return status, rows
+
+
 @dataclass
 class RunRecord:
     """Everything the report needs of one run, read without torch."""
@@ -139,10 +223,9 @@ class RunRecord:
 
 def load_run(path: Path) -> RunRecord:
     """Read one run directory; raises CorruptRecord when it cannot be trusted."""
-    status = read_status(path / STATUS_FILE)
+    status, metrics = read_run(path)
     if status is None:
         raise CorruptRecord(f"{path}: no {STATUS_FILE}")
-    metrics = read_metrics(path / METRICS_FILE)
     config = path / CONFIG_FILE
     return RunRecord(path=path, status=status, metrics=metrics,
                      config_text=config.read_text() if config.exists() else "")

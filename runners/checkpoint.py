@@ -1,6 +1,7 @@
 """Per-epoch checkpoints: model, optimizer, position, RNG states — loadable with weights_only=True."""
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 
@@ -32,8 +33,12 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Atomic (records.write_atomic): a kill during the save leaves the previous checkpoint intact."""
-    records.write_atomic(path, lambda fh: torch.save(state, fh))
+    """Atomic (records.write_atomic): a kill during the save leaves the previous checkpoint intact.
+    Serialised in memory first: torch.save reports a full disk as an opaque RuntimeError, a plain
+    write as ENOSPC (records.DiskFull)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    records.write_atomic(path, lambda fh: fh.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: Path) -> dict | None:

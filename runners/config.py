@@ -1,9 +1,11 @@
 """Typed config schemas (Hydra ConfigStore), so an unknown key or a wrong type fails at compose time,
-plus the value checks a type cannot express (lr > 0, pct_start in (0, 1), ...). The task schemas are
-the task contract's (suites/base.py); the entry points pass their registry to `register_configs`."""
+plus `validate`: the value checks a type cannot express (lr > 0, pct_start in (0, 1), ...: runners/
+checks.py), run before anything is written. The task schemas are the task contract's (suites/base.py);
+the entry points pass their registry to `register_configs`."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
@@ -13,9 +15,9 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from results import records
 from results.errors import UserError
-from results.targets import MODES
 
-WD_MODES = ("l2", "decoupled")  # added to the gradient, or p <- p - lr_t * wd * p (runners/optimizers.py)
+from .checks import (WD_MODES, device_problems, optimizer_class_problems, optimizer_problems, run_problems,
+                     schedule_problems, task_problems)
 
 
 @dataclass
@@ -126,17 +128,19 @@ class RunConf:
 
 
 def register_configs(task_schemas: Mapping[str, type]) -> None:
-    """Store the run, optimizer and schedule schemas, and `task_schemas` (task name -> TaskConf
-    subclass, i.e. suites.TASK_SCHEMAS) as `task/<name>_schema`. Taken as an argument so that runners/
+    """Store the run schema, and under the `schema/` group the optimizer's (`schema/optimizer`), each
+    schedule kind's (`schema/schedule/<kind>`) and `task_schemas`' (task name -> TaskConf subclass, i.e.
+    suites.TASK_SCHEMAS: `schema/task/<name>`). A yaml pulls its schema in with an absolute defaults
+    entry (`- /schema/task/<name>@_here_`); kept out of the task/optimizer/schedule groups so that Hydra's
+    list of options for an unknown choice holds only real choices. Taken as an argument so that runners/
     never imports suites/ to find them."""
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConf)
-    cs.store(group="optimizer", name="optimizer_schema", node=OptimizerConf)
-    for kind, schema in SCHEDULE_SCHEMAS.items():
-        cs.store(group="schedule", name=f"{kind}_schema", node=schema)
-    cs.store(group="schedule", name="reference_schema", node=ReferenceConf)
+    cs.store(group="schema", name="optimizer", node=OptimizerConf)
+    for kind, schema in {**SCHEDULE_SCHEMAS, "reference": ReferenceConf}.items():
+        cs.store(group="schema/schedule", name=kind, node=schema)
     for name, schema in task_schemas.items():
-        cs.store(group="task", name=f"{name}_schema", node=schema)
+        cs.store(group="schema/task", name=name, node=schema)
 
 
 def resolve_schedule(cfg: DictConfig) -> dict:
@@ -170,11 +174,6 @@ def configured_lr(cfg: DictConfig) -> tuple[float, str] | None:
     return None
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise UserError(message)
-
-
 def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
     """Keys that are not fields of their node's schema. Hydra's `+key=value` adds a key even to a
     typed node; this catches what such a typo would otherwise silently leave unused."""
@@ -192,38 +191,20 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
 
 
 def validate(cfg: DictConfig, schedule: dict, lr: float | None) -> None:
-    """Value checks, each naming the key at fault (`lr` None: the LR range test will give it)."""
+    """Value checks, each naming the key at fault (`lr` None: the LR range test will give it). Run before
+    anything is written (runners/run.py `execute`; the grid, for every cell before any trains); raises
+    UserError with the first problem, one line."""
     unknown = unknown_keys(cfg)
-    _check(not unknown, f"unknown config key(s) {unknown}: not in the schema (see runners/config.py "
-                        f"and the task's schema in suites/)")
-    _check(lr is None or lr > 0, f"optimizer.lr must be > 0, got {lr}")
-    _check(cfg.optimizer.wd_mode in WD_MODES,
-           f"optimizer.wd_mode must be one of {WD_MODES}, got {cfg.optimizer.wd_mode!r}")
-    _check(cfg.optimizer.weight_decay >= 0, f"optimizer.weight_decay must be >= 0")
-    _check(cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}")
-    _check(cfg.accum_steps >= 1, f"accum_steps must be >= 1, got {cfg.accum_steps}")
-    _check(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}")
-    _check(cfg.task.target.mode in MODES,
-           f"task.target.mode must be max or min, got {cfg.task.target.mode!r}")
-    _check(cfg.clip_grad is None or cfg.clip_grad > 0, f"clip_grad must be > 0 or null")
-    if cfg.task.stages:
-        _check(all(st.frac > 0 for st in cfg.task.stages), "task.stages[*].frac must be > 0")
-        _check(cfg.epochs >= len(cfg.task.stages),
-               f"epochs={cfg.epochs} is fewer than the task's {len(cfg.task.stages)} stages")
-    kind = schedule["kind"]
-    if kind == "one_cycle":
-        _check(0 < schedule["pct_start"] < 1,
-               f"schedule.pct_start must be in (0, 1), got {schedule['pct_start']}")
-        _check(len(schedule["moms"]) == 3, "schedule.moms must have 3 values (start, middle, end)")
-    if kind in ("one_cycle", "one_cycle_phases"):
-        _check(schedule["div"] > 0, f"schedule.div must be > 0, got {schedule['div']}")
-    if kind == "one_cycle_phases":
-        parts = [schedule[k] for k in ("warmup", "flat", "down", "final")]
-        _check(min(parts) >= 0 and sum(parts) > 0, "schedule phases must be >= 0 with a positive sum")
-        _check(schedule["final_shape"] in ("linear", "cosine"), "schedule.final_shape: linear or cosine")
-        _check(len(schedule["moms"]) == 2, "schedule.moms must have 2 values (high, low)")
-    if kind == "step":
-        _check(0 < schedule["gamma"] <= 1, f"schedule.gamma must be in (0, 1], got {schedule['gamma']}")
+    found = [f"unknown config key(s) {unknown}: not in the schema (see runners/config.py and the task's "
+             f"schema in suites/)"] if unknown else []
+    found += run_problems(cfg) + optimizer_problems(cfg.optimizer) + schedule_problems(schedule)
+    found += task_problems(cfg.task)  # before the LR's: a bad task.lr entry is named as such there
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        found.append(f"optimizer.lr must be > 0 and finite, got {lr}")
+    if not found:  # the checks that import torch, once the cheap ones pass
+        found += device_problems(cfg.device) + optimizer_class_problems(cfg.optimizer)
+    if found:
+        raise UserError(found[0])
 
 
 def resolved_config(cfg: DictConfig) -> dict:

@@ -10,6 +10,7 @@ The class itself is built with weight_decay=0 when it has that argument.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import OrderedDict
 from typing import Any, Mapping
 
@@ -17,6 +18,26 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
+
+def check_optimizer_class(target: str, kwarg_names: list[str]) -> str | None:
+    """A problem with `optimizer._target_` or the kwargs it is given (relative to `optimizer.`), or
+    None: checked with the config, before a run starts, rather than when the model is built."""
+    quiet = logging.getLogger("hydra.utils")  # get_class logs the failure too: the message below says it
+    was, quiet.disabled = quiet.disabled, True
+    try:
+        cls = get_class(target)
+    except Exception:  # noqa: BLE001 — hydra raises ImportError, ValueError, ... for a bad path
+        return f"_target_ must name an importable optimizer class (e.g. torch.optim.AdamW), got {target!r}"
+    finally:
+        quiet.disabled = was
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    unknown = sorted(set(kwarg_names) - set(params) - {"self", "params"})
+    if unknown:
+        takes = sorted(set(params) - {"self", "params", "lr", "weight_decay"})
+        return f"kwargs {unknown} must be arguments of {target}, which takes {takes}"
+    return None
 
 
 def named_param_groups(model: nn.Module) -> "OrderedDict[str, list[nn.Parameter]]":

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import filelock
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,7 +21,13 @@ from results.targets import Target, epochs_to_target
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConf, configured_lr, resolve_schedule, resolved_config, run_path, validate
 from .engine import fit, select_device
+from .run_lock import RunLock
 from .schedules import BUDGET_FREE
+
+# A results_dir with less free space than this is refused before a run starts: a checkpoint (ResNet-50
+# with Adam's moments, ~300 MB) would not fit, and the run would fail at its first epoch's end.
+MIN_FREE_BYTES = 64 * 2**20
+BALLAST_BYTES = 256 * 2**10  # room for status.json and its temporary (RunFiles.ballast_path)
 
 
 def now() -> str:
@@ -48,20 +54,24 @@ def environment(device: torch.device) -> dict:
 
 
 class RunFiles:
-    """The run directory: config.yaml, metrics.jsonl, status.json, checkpoint.pt."""
+    """The run directory: config.yaml, metrics.jsonl, status.json, checkpoint.pt, and resumes.jsonl
+    (when and where each resume happened: kept apart so the records of a resumed run are identical to
+    an uninterrupted one's)."""
 
     def __init__(self, path: Path):
         self.path = path
         self.metrics_path = path / records.METRICS_FILE
         self.status_path = path / records.STATUS_FILE
         self.checkpoint_path = path / records.CHECKPOINT_FILE
+        # Held while the run trains, freed when it fails, so that a full disk still has room to record
+        # the failure in status.json (a disk filled by someone else is as full as one filled by us).
+        self.ballast_path = path / ".ballast"
         self.rows: list[dict] = []
 
     def read_state(self) -> dict | None:
         """Existing status (None for a new run); raises UserError when the old records are corrupt."""
         try:
-            status = records.read_status(self.status_path)
-            self.rows = records.read_metrics(self.metrics_path)
+            status, self.rows = records.read_run(self.path)
         except records.CorruptRecord as exc:
             raise UserError(f"{exc}. The run's files are kept as they are; rerun with force=true to "
                             f"move them aside and train this run again.") from None
@@ -73,12 +83,18 @@ class RunFiles:
         except Exception as exc:  # a truncated or foreign file: say so rather than mix runs
             raise UserError(f"{self.checkpoint_path}: unreadable checkpoint ({exc}); rerun with "
                             f"force=true to move the run aside and train it again") from None
-        if state is None:
-            self.rows = records.keep_epochs(self.metrics_path, self.rows, 0) if self.rows else []
-            return None
-        # Epochs recorded after the last checkpoint will be trained again: drop their rows.
-        self.rows = records.keep_epochs(self.metrics_path, self.rows, state["epoch"])
+        # Epochs recorded after the last checkpoint will be trained again: drop their rows (and a line
+        # cut short by a kill), so that the next append starts on a line of its own.
+        try:
+            self.rows = records.keep_epochs(self.metrics_path, self.rows, state["epoch"] if state else 0)
+        except records.CorruptRecord as exc:
+            raise UserError(f"{exc}; rerun with force=true to move the run aside") from None
         return state
+
+    def log_resume(self, status: dict) -> None:
+        records.append_jsonl(self.path / records.RESUMES_FILE, {
+            "at": now(), "after": status["status"], "epochs_done": len(self.rows),
+            "host": socket.gethostname(), "pid": os.getpid()})
 
     def epoch_done(self, row: dict, state: dict) -> None:
         records.append_jsonl(self.metrics_path, row)  # first the row, then the checkpoint covering it
@@ -87,6 +103,13 @@ class RunFiles:
 
     def write_status(self, status: dict) -> None:
         records.write_json_atomic(self.status_path, status)
+
+    def hold_ballast(self) -> None:
+        records.write_atomic(self.ballast_path, lambda fh: fh.write(bytes(BALLAST_BYTES)))
+
+    def write_final_status(self, status: dict) -> None:
+        self.ballast_path.unlink(missing_ok=True)
+        self.write_status(status)
 
     def move_aside(self) -> Path:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -115,11 +138,17 @@ def check_writable(results_dir: str) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        try:
+            records.write_text_atomic(probe, "x" * 4096)  # real blocks: an empty file fits a full disk
+        finally:
+            probe.unlink(missing_ok=True)
+        free = shutil.disk_usage(root).free
     except OSError as exc:
         raise UserError(f"results_dir={results_dir!r} is not writable ({exc.strerror}); "
                         f"set results_dir=... or ONECYCLE_RESULTS to a writable directory") from None
+    if free < MIN_FREE_BYTES:
+        raise UserError(f"results_dir={results_dir!r} has {free / 2**20:.1f} MiB free, under the "
+                        f"{MIN_FREE_BYTES // 2**20} MiB a run's records and checkpoint need; free some space")
     return root
 
 
@@ -144,11 +173,7 @@ def with_pretrained(cfg: DictConfig) -> DictConfig:
     run = OmegaConf.merge(OmegaConf.structured(RunConf), {
         "task": task, "optimizer": pre.optimizer, "schedule": pre.schedule, "seed": pre.seed,
         "suite": PRETRAIN_SUITE, "keep_checkpoint": True, **{k: cfg[k] for k in PRETRAIN_INHERITS}})
-    key = records.run_id(OmegaConf.to_container(pre, resolve=True))
-    lock = Path(cfg.results_dir) / "runs" / PRETRAIN_SUITE / f".{key}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(lock):  # parallel grid workers: one trains it, the others then find it
-        status = execute(run)
+    status = execute(run)  # parallel grid workers: one trains it (the run's lock), the others then find it
     path = run_path(run)
     if status["status"] != "completed":
         raise UserError(f"the pre-training run {path} ended {status['status']} ({status.get('message')}); "
@@ -157,10 +182,20 @@ def with_pretrained(cfg: DictConfig) -> DictConfig:
     return OmegaConf.merge(cfg.task, {"pretrained_path": str(path / records.CHECKPOINT_FILE)})
 
 
+def task_config(cfg: DictConfig) -> DictConfig:
+    """The config the task is built from: the run's, with what is known only once the run id is taken —
+    the pre-training checkpoint, and the cache directory (the run's results_dir unless the task sets
+    one), neither of which changes what the run computes."""
+    task_cfg = with_pretrained(cfg)
+    if "cache_dir" in task_cfg and task_cfg.cache_dir is None:
+        task_cfg = OmegaConf.merge(task_cfg, {"cache_dir": str(Path(cfg.results_dir) / "cache")})
+    return task_cfg
+
+
 def make_task(cfg: DictConfig, device: torch.device):
     from hydra.utils import get_class
 
-    return get_class(cfg.task._target_)(with_pretrained(cfg), device)
+    return get_class(cfg.task._target_)(task_config(cfg), device)
 
 
 def resolve_lr(cfg: DictConfig) -> tuple[float, str]:
@@ -173,20 +208,27 @@ def resolve_lr(cfg: DictConfig) -> tuple[float, str]:
 
 def execute(cfg: DictConfig) -> dict:
     """Own the run `cfg` describes, from config to final status: skip it when it has finished, resume it
-    when interrupted, train it otherwise. Returns its status (as written to status.json)."""
+    when interrupted, train it otherwise — as its one writer (runners/run_lock.py). Returns its status
+    (as written to status.json). Bad input raises UserError before anything is written."""
     schedule_cfg = resolve_schedule(cfg)
     configured = configured_lr(cfg)
     validate(cfg, schedule_cfg, configured[0] if configured else None)
     check_writable(cfg.results_dir)
     path = run_path(cfg)
-    files = RunFiles(path)
-    if cfg.force and path.exists():
-        print(f"force=true: moved the earlier run to {files.move_aside()}", file=sys.stderr)
-    previous = files.read_state()
-    if previous and previous["status"] in records.FINAL_STATUSES:
-        print(f"run {path.name} already {previous['status']}; not training again (force=true reruns it)",
-              file=sys.stderr)
-        return previous
+    with RunLock(path):
+        files = RunFiles(path)
+        if cfg.force and path.exists():
+            print(f"force=true: moved the earlier run to {files.move_aside()}", file=sys.stderr)
+        previous = files.read_state()
+        if previous and previous["status"] in records.FINAL_STATUSES:
+            print(f"run {path.name} already {previous['status']}; not training again (force=true reruns "
+                  f"it)", file=sys.stderr)
+            return previous
+        return train_run(cfg, files, schedule_cfg, previous)
+
+
+def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: dict | None) -> dict:
+    """Train (or resume) the run whose lock the caller holds, writing its config and status."""
     lr, lr_origin = resolve_lr(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)  # e.g. 1 per worker when grid jobs share a CPU
@@ -197,28 +239,31 @@ def execute(cfg: DictConfig) -> dict:
     if target.metric not in task.metrics:
         raise UserError(f"task.target.metric={target.metric!r} is not a metric of task {cfg.task.name!r};"
                         f" it produces {list(task.metrics)}")
-    path.mkdir(parents=True, exist_ok=True)
-    records.write_text_atomic(path / records.CONFIG_FILE,
+    files.path.mkdir(parents=True, exist_ok=True)
+    records.write_text_atomic(files.path / records.CONFIG_FILE,
                               OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
-    status = {"run_id": path.name, "suite": cfg.suite, "task": cfg.task.name, "recipe": cfg.recipe,
+    if previous is not None:
+        files.log_resume(previous)
+    status = {"run_id": files.path.name, "suite": cfg.suite, "task": cfg.task.name, "recipe": cfg.recipe,
               "optimizer": cfg.optimizer.name, "schedule": schedule_cfg["name"],
               "schedule_kind": schedule_cfg["kind"], "seed": cfg.seed, "epochs": cfg.epochs,
               "max_epochs": cfg.task.epochs, "budget_free": BUDGET_FREE[schedule_cfg["kind"]],
               "lr": {"value": lr, "origin": lr_origin}, "target": target.as_dict(),
-              "environment": environment(device), "started": (previous or {}).get("started", now()),
-              "resumed": previous is not None}
+              "environment": environment(device), "started": (previous or {}).get("started", now())}
     files.write_status({**status, "status": "running"})
+    files.hold_ballast()
     try:
         outcome = fit(task, run, lr, schedule_cfg, files)
     except Exception as exc:
         oom = isinstance(exc, torch.OutOfMemoryError)
-        files.write_status({**status, "status": "failed", "ended": now(), "epochs_done": len(files.rows),
-                            "error": f"{'out of memory: ' if oom else ''}{type(exc).__name__}: {exc}",
+        error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        files.write_final_status({**status, "status": "failed", "ended": now(), "epochs_done": len(files.rows),
+                            "error": f"{'out of memory: ' if oom else ''}{error}",
                             **summarise(files.rows, target)})
         raise
     status = {**status, "status": outcome.status, "ended": now(), "message": outcome.message,
               "epochs_done": len(files.rows), **summarise(files.rows, target)}
-    files.write_status(status)
+    files.write_final_status(status)
     if not cfg.keep_checkpoint:  # the records say all; a grid of ResNet-50 checkpoints would fill disks
         files.checkpoint_path.unlink(missing_ok=True)
     return status

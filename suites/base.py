@@ -3,6 +3,7 @@ the `Task` interface, and the optional members the engine looks for. Tasks and t
 this module; it imports neither, so a task never knows which optimizer trains it."""
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ContextManager, Dict, List, Protocol, Sized, runtime_checkable
@@ -43,6 +44,44 @@ class TaskConf:
     # Base LR per optimizer name, or per "optimizer/schedule" (more specific wins).
     lr: Dict[str, float] = field(default_factory=dict)
     stages: List[StageConf] = field(default_factory=list)  # empty: one stage, nothing frozen
+
+    def problems(self) -> list[str]:
+        """The values this task cannot run with, one message each, keys relative to the task node
+        (runners/config.py `validate` prefixes `task.` and refuses the run before writing anything).
+        A subclass extends it: `return super().problems() + at_least(self, 1, "batch_size", ...)`."""
+        found = at_least(self, 1, "epochs")
+        found += [f"lr[{k}] must be > 0 and finite, got {v}" for k, v in self.lr.items()
+                  if not (math.isfinite(v) and v > 0)]
+        for i, stage in enumerate(self.stages):
+            found += at_least(stage, 0, "lr_mult", prefix=f"stages[{i}].")
+        return found
+
+
+# Helpers for `problems`: each returns a message per field of `conf` that is out of range.
+
+def at_least(conf: Any, minimum: float, *names: str, prefix: str = "") -> list[str]:
+    return [f"{prefix}{n} must be >= {minimum}, got {getattr(conf, n)}" for n in names
+            if getattr(conf, n) < minimum]
+
+
+def optional_at_least(conf: Any, minimum: float, *names: str) -> list[str]:
+    return [f"{n} must be null or >= {minimum}, got {getattr(conf, n)}" for n in names
+            if getattr(conf, n) is not None and getattr(conf, n) < minimum]
+
+
+def probabilities(conf: Any, *names: str) -> list[str]:
+    """Dropout-like rates, each in [0, 1); a field may hold a list of them."""
+    found = []
+    for n in names:
+        value = getattr(conf, n)
+        if any(not 0 <= v < 1 for v in (value if isinstance(value, list) else [value])):
+            found.append(f"{n} must be in [0, 1), got {value}")
+    return found
+
+
+def one_of(conf: Any, name: str, choices) -> list[str]:
+    value = getattr(conf, name)
+    return [] if value in choices else [f"{name} must be one of {list(choices)}, got {value!r}"]
 
 
 # --- The interface.

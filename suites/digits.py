@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import TaskConf
+from .base import TaskConf, at_least
 from .vision.resident import CropFlip, ResidentImages
 from .vision.tasks import ResidentCropFlipTask
 
@@ -28,6 +28,28 @@ class DigitsResNetConf(TaskConf):
     test_size: int = 500
     split_seed: int = 0
     shift: int = 1  # max random translation in pixels
+
+    def problems(self) -> list[str]:
+        return (super().problems() + digits_split_problems(self) + at_least(self, 1, "width")
+                + at_least(self, 0, "blocks"))
+
+
+DIGITS, DIGIT_CLASSES = 1797, 10  # scikit-learn's digits
+
+
+def digits_split_problems(conf) -> list[str]:
+    """Checks shared by the digits tasks: a stratified split needs a digit of each class on either side."""
+    found = at_least(conf, 1, "batch_size") + at_least(conf, 0, "shift", "split_seed")
+    if not DIGIT_CLASSES <= conf.test_size <= DIGITS - DIGIT_CLASSES:
+        found.append(f"test_size must be in [{DIGIT_CLASSES}, {DIGITS - DIGIT_CLASSES}] (a stratified split "
+                     f"of {DIGITS} digits), got {conf.test_size}")
+    return found
+
+
+def digit_classes_problems(name: str, classes) -> list[str]:
+    if len(set(classes)) != len(classes) or len(classes) < 2 or not set(classes) <= set(range(DIGIT_CLASSES)):
+        return [f"{name} must be 2 or more distinct digits 0-9, got {list(classes)}"]
+    return []
 
 
 def load_digits_split(test_size: int, split_seed: int) -> tuple[np.ndarray, ...]:

@@ -13,7 +13,7 @@ from conftest import ROOT, TINY, compose_cfg, execute_at, run_cli
 from results import records
 from results.errors import UserError
 
-VOLATILE_STATUS = {"started", "ended", "environment", "resumed"}
+VOLATILE_STATUS = {"started", "ended", "environment"}
 
 
 def run(results, *overrides):
@@ -138,7 +138,7 @@ def test_any_torch_optimizer_plugs_in_as_one_config_file(tmp_path, results):
     conf = tmp_path / "conf"
     (conf / "optimizer").mkdir(parents=True)
     (conf / "optimizer" / "rmsprop.yaml").write_text(
-        "defaults: [optimizer_schema, _self_]\n_target_: torch.optim.RMSprop\nname: rmsprop\n"
+        "defaults: [/schema/optimizer@_here_, _self_]\n_target_: torch.optim.RMSprop\nname: rmsprop\n"
         "lr: 1.0e-3\nweight_decay: 1.0e-4\nwd_mode: l2\nkwargs: {alpha: 0.9, momentum: 0.9}\n")
     proc = run_cli(["optimizer=rmsprop", *TINY, "epochs=2", f"results_dir={results}",
                     f"hydra.searchpath=[file://{conf}]"])

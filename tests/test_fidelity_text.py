@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from conftest import compose_cfg, execute_at
+from results import records
 from runners.config import OptimizerConf, RunConf
 from runners.engine import train_epoch
 from runners.optimizers import build_optimizer
@@ -166,7 +167,7 @@ def test_a_run_resumed_after_its_last_row_keeps_the_blog_metrics(results):
     assert status["final"]["val_ppl_blog"] == rows[0]["val_ppl_blog"]
     (path / "status.json").write_text(json.dumps({**status, "status": "running"}))  # killed there
     _, rows_again, resumed = synth_run(results, "epochs=1", "keep_checkpoint=true")
-    assert resumed["resumed"] and rows_again == rows
+    assert (path / records.RESUMES_FILE).exists() and rows_again == rows
     assert resumed["final"]["val_ppl_blog"] == rows[0]["val_ppl_blog"]
 
 

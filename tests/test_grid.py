@@ -31,11 +31,11 @@ def cell_records(results: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((results / "grids/mini/cells").glob("*.json"))]
 
 
-def check_complete(results: Path) -> list[dict]:
+def check_complete(results: Path, optimizers=("adamw", "sgd")) -> list[dict]:
     """Every cell has a record, every probe a final run with whole metrics, and no run is orphaned."""
     cells = cell_records(results)
     assert sorted(c["cell"] for c in cells) == sorted(
-        f"digits_resnet/{o}/{s}/seed0" for o in ("adamw", "sgd") for s in ("one_cycle", "reference"))
+        f"digits_resnet/{o}/{s}/seed0" for o in optimizers for s in ("one_cycle", "reference"))
     referenced = set()
     for cell in cells:
         assert cell["status"] == "ok", cell["error"]
@@ -54,7 +54,7 @@ def check_complete(results: Path) -> list[dict]:
             assert [p["budget"] for p in cell["probes"]] == [2]
         else:
             assert [p["budget"] for p in cell["probes"]][:1] == [1]
-    run_dirs = {p.name for p in (results / "runs/mini").iterdir()}
+    run_dirs = {p.name for p in records.iter_run_dirs(results, "mini")}
     assert run_dirs == referenced, "no duplicate, stray or moved-aside run directory"
     return cells
 
@@ -131,12 +131,37 @@ def test_sigkill_mid_grid_then_rerun_completes_every_run_once(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     check_complete(tmp_path)
     for path in interrupted:
-        assert json.loads((path / "status.json").read_text())["resumed"] is True
+        assert (path / records.RESUMES_FILE).exists()
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/mini/*/*")}
 
     last = grid(tmp_path, "task.width=24")
     assert last.returncode == 0 and "trained or resumed this time: 0" in last.stdout
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/mini/*/*")} == mtimes
+
+
+def test_two_grids_and_two_trains_on_one_results_dir_write_every_run_once(tmp_path):
+    """Issue 12's stress: every writer races for the same runs; each run is trained by one of them, its
+    records are whole, and the report counts each once."""
+    from report.load import load_suite
+
+    train = [sys.executable, "-m", "runners.train", "task.width=8", "task.blocks=1", "epochs=3",
+             "progress=false", "deterministic=true", f"results_dir={tmp_path}"]
+    adamw_only = [a for a in REDUCED if not a.startswith("optimizer=")] + ["optimizer=adamw"]
+    procs = [subprocess.Popen([sys.executable, "-m", "runners.grid", *adamw_only, f"results_dir={tmp_path}"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    procs += [subprocess.Popen(train, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err[-1500:] for _, err in outs]
+    assert all("failures: 0" in out for out, _ in outs[:2])
+    cells = check_complete(tmp_path, optimizers=("adamw",))
+    mini = load_suite("mini", tmp_path)
+    assert not mini.problems and len(mini.runs) == len({p["run_id"] for c in cells for p in c["probes"]})
+    (adhoc,) = records.iter_run_dirs(tmp_path, "adhoc")
+    assert [r["epoch"] for r in records.read_metrics(adhoc / "metrics.jsonl")] == [1, 2, 3]
+    assert not (adhoc / records.RESUMES_FILE).exists()  # the second train waited, then skipped
+    assert any("already completed" in err for _, err in outs[2:])
 
 
 def test_plan_and_bad_input_train_nothing(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import report
 from report.analysis import analyse
 from report.load import load_suite
-from test_report_fixtures import write_cell, write_run, write_suite
+from test_report_fixtures import fixture_id, write_cell, write_run, write_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "<script>alert('x')</script>"
@@ -73,8 +73,9 @@ def test_bad_records_are_listed_and_never_counted(built):
     results, page = built
     records = load_suite("mini", results)
     kinds = {p.path.name: p.kind for p in records.problems}
-    assert kinds == {"still-running": "incomplete", "crashed": "failed", "bad-json": "corrupt",
-                     "epoch-gap": "corrupt", "old-target": "inconsistent", "not-a-run": "corrupt"}
+    expected = {"still-running": "incomplete", "crashed": "failed", "bad-json": "corrupt",
+                "epoch-gap": "corrupt", "old-target": "inconsistent"}
+    assert kinds == {**{fixture_id(k): v for k, v in expected.items()}, "not-a-run": "corrupt"}
     assert not set(kinds) & set(records.runs["run_id"])
     excluded = (page.parent / "excluded_runs.csv").read_text()
     assert "RuntimeError: boom" in excluded and "epoch 4, expected 3" in excluded
@@ -92,7 +93,7 @@ def test_config_strings_are_escaped(built):
 def test_cells_link_to_their_run_directories(built):
     _, page = built
     html = page.read_text()
-    href = "../../runs/mini/digits-sgd-reference-s0-b8/"
+    href = f"../../runs/mini/{fixture_id('digits-sgd-reference-s0-b8')}/"
     assert f'href="{href}"' in html
     assert (page.parent / href / "status.json").exists()
 
@@ -136,7 +137,7 @@ def test_lower_is_better_twin_gets_its_verdict_and_plots(tmp_path):
 
 def test_a_figure_that_cannot_be_drawn_costs_that_figure_not_the_page(tmp_path):
     write_suite(tmp_path)
-    run = tmp_path / "runs" / "mini" / "digits-sgd-reference-s0-b8"  # the run the LR plot reads
+    run = tmp_path / "runs" / "mini" / fixture_id("digits-sgd-reference-s0-b8")  # the run the LR plot reads
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
         row["lr_trace"] = [["not", "a", "number"]]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from results import records
+
 TARGET = 0.9
 TASK_EPOCHS = 8
 
@@ -30,6 +32,7 @@ def write_run(results: Path, suite: str, run_id: str, *, task: str = "digits_res
     `perplexity=True`: a lower-is-better val_ppl = 200 - 100 x accuracy, target 110 (mode min).
     Budget-free by default for schedule `reference`; `metric` renames the target metric."""
     budget_free = schedule == "reference" if budget_free is None else budget_free
+    label, run_id = run_id, fixture_id(run_id)
     path = results / "runs" / suite / run_id
     path.mkdir(parents=True, exist_ok=True)
     metric, target = ("val_ppl", 200 - 100 * TARGET) if perplexity else (metric or "test_acc", TARGET)
@@ -58,8 +61,13 @@ def write_run(results: Path, suite: str, run_id: str, *, task: str = "digits_res
     }
     record.update(overrides)
     (path / "status.json").write_text(json.dumps(record, indent=2))
-    (path / "config.yaml").write_text(f"task:\n  name: {task}\nseed: {seed}\nepochs: {epochs}\n")
+    (path / "config.yaml").write_text(f"fixture: {label}\n")  # hashes to the run id, as a real run's
     return path
+
+
+def fixture_id(label: str) -> str:
+    """The run id of the fixture run written as `label` (write_run): the hash of its config.yaml."""
+    return records.run_id({"fixture": label})
 
 
 def write_cell(results: Path, suite: str, optimizer: str, schedule: str, reach: list[int | None],

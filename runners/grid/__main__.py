@@ -84,6 +84,9 @@ def check_cells(cells) -> None:
         run_cfg = run_config(cfg)
         lr, _ = planned_lr(run_cfg)
         try:
+            problems = OmegaConf.to_object(cfg.grid).problems()
+            if problems:
+                raise UserError(problems[0])
             validate(run_cfg, resolve_schedule(run_cfg), lr)
         except UserError as exc:
             raise UserError(f"{cell_name(cfg)}: {exc}") from None

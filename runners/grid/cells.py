@@ -9,6 +9,7 @@ line either replace a swept key (`optimizer=adamw,sgd`, `task=digits_resnet`) or
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -57,6 +58,23 @@ class GridSettings:
     # The job: its index into the launch's cells, written by the grid (one file each) before it launches.
     cell: Optional[int] = None
     cells_dir: Optional[str] = None
+
+    def problems(self) -> list[str]:
+        """Values the search or the plan cannot use (messages name the key, `grid.` included)."""
+        found = []
+        if self.ladder_start < 1:
+            found.append(f"grid.ladder_start must be >= 1, got {self.ladder_start}")
+        if not (self.ladder_factor > 1 and math.isfinite(self.ladder_factor)):  # else the ladder never climbs
+            found.append(f"grid.ladder_factor must be > 1 and finite, got {self.ladder_factor}")
+        if not 0 <= self.assumed_fraction <= 1:
+            found.append(f"grid.assumed_fraction must be in [0, 1], got {self.assumed_fraction}")
+        found += [f"grid.epoch_seconds[{k}] must be > 0, got {v}" for k, v in self.epoch_seconds.items()
+                  if not v > 0]
+        if self.n_workers is not None and self.n_workers < 1:
+            found.append(f"grid.n_workers must be null or >= 1, got {self.n_workers}")
+        if self.cell is not None and self.cell < 0:
+            found.append(f"grid.cell must be null or >= 0, got {self.cell}")
+        return found
 
 
 @dataclass

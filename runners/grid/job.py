@@ -20,6 +20,7 @@ import filelock
 from omegaconf import DictConfig, OmegaConf
 
 from results import records
+from results.errors import UserError
 from results.targets import seed_epochs_to_target
 
 from ..budget import search_budget
@@ -28,10 +29,20 @@ from .cells import GridConf, cell_name, cell_path, is_budget_free, run_config, s
 
 
 def read_status(path: Path) -> dict | None:
+    """The run's status, checked against its files (records.read_run): a broken finished run is
+    "corrupt", never cached — `execute` then says what is wrong and the cell fails."""
     try:
-        return records.read_status(path / records.STATUS_FILE)
+        return records.read_run(path)[0]
     except records.CorruptRecord:
         return {"status": "corrupt"}
+
+
+def error_line(exc: Exception) -> str:
+    """One line for the cell record and the summary. A UserError is kept whole — a missing dataset's
+    message ends with how to get it; any other error gives its type and first line."""
+    if isinstance(exc, UserError):
+        return " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
 class ProbeRunner:
@@ -159,11 +170,15 @@ def run_cell_job(job_cfg: DictConfig) -> dict:
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 — OOM, divergence-turned-error, bad data: record, go on
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        error = error_line(exc)
         if os.environ.get("ONECYCLE_GRID_TRACEBACK"):
             traceback.print_exc()
     record = cell_record(cfg, runner.runs, epochs, error, started, time.perf_counter() - clock)
-    records.write_json_atomic(cell_path(cfg), record)
+    try:
+        records.write_json_atomic(cell_path(cfg), record)
+    except (OSError, UserError) as exc:  # read-only or full: the summary will find the cell unrecorded
+        print(f"[grid] {record['cell']}: error: its record {cell_path(cfg)} could not be written "
+              f"({getattr(exc, 'strerror', None) or exc})", file=sys.stderr, flush=True)
     print(describe(record), flush=True)
     return record
 

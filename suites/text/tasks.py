@@ -20,7 +20,7 @@ from torch import nn
 
 from results.errors import UserError
 
-from ..base import Task, TaskConf
+from ..base import Task, TaskConf, at_least, one_of, probabilities
 from .awd_lstm import Dropouts, LMOutput, awd_lstm, detach_state
 from .cache import cache_cross_entropy
 from .data import LOADERS, Corpus, TextBatch, batchify, bptt_batches, load_wikitext2, with_pad_token
@@ -65,6 +65,14 @@ class LanguageModelConf(TaskConf):
     # tokens, the tail dropped; 0 turns it off.
     blog_eval_bptt: int = 2000
 
+    def problems(self) -> list[str]:
+        return (super().problems() + one_of(self, "model", MODELS) + one_of(self, "bptt_loader", LOADERS)
+                + at_least(self, 1, "batch_size", "bptt", "eval_batch_size", "test_batch_size", "emb_size",
+                           "hidden_size", "layers")
+                + at_least(self, 0, "cache_window", "blog_eval_bptt", "ar_alpha", "tar_beta")
+                + probabilities(self, "dropout_input", "dropout_output", "dropout_weight",
+                                "dropout_embedding", "dropout_hidden", "zoneout"))
+
 
 @dataclass
 class WikiText2Conf(LanguageModelConf):
@@ -82,6 +90,13 @@ class SynthTextConf(LanguageModelConf):
     valid_tokens: int = 10_000
     test_tokens: int = 10_000
     floor_margin: float = 0.05  # target.value must be floor_ppl * (1 + floor_margin)
+
+    def problems(self) -> list[str]:
+        found = (super().problems() + at_least(self, 2, "vocab_size") + at_least(self, 0, "floor_margin")
+                 + at_least(self, 1, "train_tokens", "valid_tokens", "test_tokens"))
+        if not 2 <= self.branching <= self.vocab_size:  # as suites/text/synth.py MarkovSource requires
+            found.append(f"branching must be in [2, vocab_size={self.vocab_size}], got {self.branching}")
+        return found
 
 
 def activation_penalties(out: LMOutput, alpha: float, beta: float,

@@ -23,11 +23,12 @@ from torch import nn
 
 from results.errors import UserError
 
-from ..base import TaskConf
-from ..digits import SmallResNet, digits_resident, digits_shift, load_digits_split
+from ..base import TaskConf, at_least, one_of, probabilities
+from ..digits import (SmallResNet, digit_classes_problems, digits_resident, digits_shift,
+                      digits_split_problems, load_digits_split)
 from .resident import ResidentImages
 from .resnet_head import BodyHead, fastai_head
-from .tasks import ResidentCropFlipTask
+from .tasks import TTA_MODES, ResidentCropFlipTask
 from .wrn import WideResNet
 
 
@@ -43,6 +44,10 @@ class DigitsWRNConf(TaskConf):
     blocks_per_group: int = 1
     widen: int = 2
     start_width: int = 16
+
+    def problems(self) -> list[str]:
+        return (super().problems() + digits_split_problems(self) + one_of(self, "tta", TTA_MODES)
+                + at_least(self, 1, "eval_batch_size", "groups", "blocks_per_group", "widen", "start_width"))
 
 
 class DigitsWRN(ResidentCropFlipTask):
@@ -84,6 +89,11 @@ class DigitsPretrainConf(TaskConf):
     classes: List[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     width: int = 32
     blocks: int = 2
+
+    def problems(self) -> list[str]:
+        return (super().problems() + digits_split_problems(self)
+                + digit_classes_problems("classes", self.classes)
+                + at_least(self, 1, "eval_batch_size", "width") + at_least(self, 0, "blocks"))
 
 
 class DigitsPretrain(ResidentCropFlipTask):
@@ -127,6 +137,17 @@ class DigitsFinetuneConf(TaskConf):
     pretrained_path: Optional[str] = None
     head_hidden: int = 64
     head_dropout: List[float] = field(default_factory=lambda: [0.25, 0.5])
+
+    def problems(self) -> list[str]:
+        found = (super().problems() + digits_split_problems(self) + one_of(self, "tta", TTA_MODES)
+                 + digit_classes_problems("finetune_classes", self.finetune_classes)
+                 + at_least(self, 1, "eval_batch_size", "width", "blocks", "head_hidden")
+                 + probabilities(self, "head_dropout"))
+        if self.pretrain is not None:  # the pre-training run is trained first: refuse it before that too
+            found += at_least(self.pretrain, 0, "seed", prefix="pretrain.")
+            if hasattr(self.pretrain.task, "problems"):
+                found += [f"pretrain.task.{p}" for p in self.pretrain.task.problems()]
+        return found
 
 
 class DigitsFinetune(ResidentCropFlipTask):

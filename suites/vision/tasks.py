@@ -15,7 +15,7 @@ from torch import nn
 
 from results.errors import UserError
 
-from ..base import Task, TaskConf
+from ..base import Task, TaskConf, at_least, one_of, optional_at_least, probabilities
 from .cars import LAYOUTS, load_cars
 from .cifar import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
 from .paths import cache_root, data_root
@@ -114,6 +114,14 @@ class Cifar10WRNConf(TaskConf):
     start_width: int = 16
     drop: float = 0.0
 
+    def problems(self) -> list[str]:
+        return (super().problems() + optional_at_least(self, 1, "subset")
+                + at_least(self, 1, "batch_size", "eval_batch_size", "groups", "blocks_per_group", "widen",
+                           "start_width") + at_least(self, 0, "pad") + probabilities(self, "drop")
+                + one_of(self, "pad_mode", PAD_MODES) + one_of(self, "crop_offsets", OFFSET_MODES)
+                + one_of(self, "tta", TTA_MODES) + one_of(self, "identity", IDENTITY_MODES)
+                + one_of(self, "bn_init", BN_INITS))
+
 
 class Cifar10WRN(ResidentCropFlipTask):
     def __init__(self, cfg, device="cpu"):
@@ -157,6 +165,16 @@ class CarsResNet50Conf(TaskConf):
     download: bool = True  # fetch the weights when missing and the network allows
     head_hidden: int = 512
     head_dropout: List[float] = field(default_factory=lambda: [0.25, 0.5])
+
+    def problems(self) -> list[str]:
+        found = (super().problems() + optional_at_least(self, 1, "subset") + one_of(self, "layout", LAYOUTS)
+                 + one_of(self, "tta", TTA_MODES) + probabilities(self, "head_dropout")
+                 + at_least(self, 1, "classes", "image_size", "batch_size", "eval_batch_size", "head_hidden",
+                            "max_zoom")
+                 + at_least(self, 0, "max_rotate", "lighting"))
+        if len(self.cache_hw) != 2 or min(self.cache_hw) < 1:
+            found.append(f"cache_hw must be 2 sizes >= 1 (height, width), got {list(self.cache_hw)}")
+        return found
 
 
 class CarsResNet50(ViewClassification):

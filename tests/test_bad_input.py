@@ -1,0 +1,131 @@
+"""Bad input is refused before anything is written (issue 12): one `error: <key> ...` line on stderr, exit
+code 2, no results directory — for a run (`python -m runners.train`) and for the grid, which checks every
+cell before any trains. Mostly in-process (the entry points' own `main`), plus one real process of each."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+
+from conftest import ROOT, TINY, compose_cfg, run_cli
+from results.errors import UserError
+from runners.config import configured_lr, resolve_schedule, validate
+
+RUN = ["task=digits_resnet", "optimizer=adamw", "schedule=one_cycle", "seed=0", "task.epochs=1", "device=cpu",
+       *TINY]
+NO_SUCH_CUDA = f"cuda:{torch.cuda.device_count()}"  # never present, whatever the machine
+BAD_RUN = [  # (override, the key its error names)
+    ("task.batch_size=0", "task.batch_size"), ("task.batch_size=-1", "task.batch_size"), ("seed=-1", "seed"),
+    ("optimizer.kwargs.betas=[1.5,0.99]", "optimizer.kwargs.betas"),
+    ("optimizer.kwargs.betas=[0.9]", "optimizer.kwargs.betas"),
+    ("optimizer.kwargs.eps=-1", "optimizer.kwargs.eps"),
+    ("task.width=0", "task.width"), ("optimizer._target_=torch.optim.Nope", "optimizer._target_"),
+    (f"device={NO_SUCH_CUDA}", "device"), ("device=gpu", "device"), ("threads=-1", "threads"),
+    ("optimizer.lr=inf", "optimizer.lr"),
+]
+
+
+def one_error_line(stderr: str, key: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and key in lines[0], stderr
+
+
+def train_in_process(args: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    """`python -m runners.train ARGS`, in this process: (exit code, stderr)."""
+    from runners import train
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["runners.train", *args])
+    # Hydra finds ../conf from the script's file, as under `python -m`, not from the (conf-less) package.
+    monkeypatch.setenv("HYDRA_MAIN_MODULE", "__main__")
+    try:
+        train.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        GlobalHydra.instance().clear()
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override,key", BAD_RUN)
+def test_bad_run_input_is_one_error_and_writes_nothing(override, key, results, monkeypatch, capsys):
+    code, err = train_in_process([*RUN, f"results_dir={results}", override], monkeypatch, capsys)
+    assert code == 2
+    one_error_line(err, key)
+    assert not results.exists()
+
+
+def test_empty_results_dir_is_refused_not_the_working_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # an empty results_dir used to write ./runs here
+    code, err = train_in_process([*RUN, "results_dir="], monkeypatch, capsys)
+    assert code == 2
+    one_error_line(err, "results_dir")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_run_input_in_a_real_process(results):
+    proc = run_cli([*RUN, f"results_dir={results}", "optimizer._target_=torch.optim.Nope"])
+    assert proc.returncode == 2
+    one_error_line(proc.stderr, "optimizer._target_")  # hydra's own log line of the failed import stays out
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (["++task.lr.adamw=-3"], r"task.lr\[adamw\] must be > 0"),
+    (["+optimizer.kwargs.foo=1"], r"optimizer.kwargs \['foo'\] must be arguments of torch.optim.Adam"),
+    (["+optimizer.kwargs.weight_decay=0.1"], "optimizer.kwargs.weight_decay is not allowed"),
+    (["optimizer=sgd", "optimizer.kwargs.momentum=-1"], "optimizer.kwargs.momentum must be >= 0"),
+    (["threads=0"], "threads must be null or >= 1"),
+    (["task=digits_finetune", "task.pretrain.task.batch_size=0"], "task.pretrain.task.batch_size must be"),
+    (["task=digits_finetune", "task.pretrain.optimizer.kwargs.eps=0"], "task.pretrain.optimizer.kwargs.eps"),
+    (["task=digits_wrn", "task.test_size=5"], r"task.test_size must be in \[10, 1787\]"),
+    (["task=synth_qrnn", "task.dropout_input=1.0"], r"task.dropout_input must be in \[0, 1\)"),
+    (["task=synth_awd_lstm", "task.branching=40"], r"task.branching must be in \[2, vocab_size"),
+    (["task=cifar10_wrn22", "task.pad_mode=x"], "task.pad_mode must be one of"),
+    (["task=cars_resnet50", "task.layout=x"], "task.layout must be one of"),
+])
+def test_task_and_optimizer_checks_name_the_key(overrides, match):
+    cfg = compose_cfg(["device=cpu", *overrides])
+    with pytest.raises(UserError, match=match):
+        validate(cfg, resolve_schedule(cfg), (configured_lr(cfg) or [None])[0])
+
+
+GRID = ["suite=mini", "task=digits_resnet", "optimizer=adamw", "schedule=one_cycle"]
+
+
+@pytest.mark.parametrize("override,key", [
+    ("seed=-1", "seed"), (f"device={NO_SUCH_CUDA}", "device"), ("task.batch_size=0", "task.batch_size"),
+    ("optimizer.kwargs.betas=[1.5,0.99]", "optimizer.kwargs.betas"),
+    ("grid.ladder_factor=1", "grid.ladder_factor"),
+    ("grid.ladder_start=0", "grid.ladder_start"), ("grid.assumed_fraction=1.5", "grid.assumed_fraction"),
+])
+def test_bad_grid_input_is_refused_before_any_cell_trains(override, key, results, capsys):
+    from runners.grid.__main__ import main
+
+    assert main([*GRID, f"results_dir={results}", override]) == 2
+    one_error_line(capsys.readouterr().err, key)
+    assert not results.exists()
+
+
+def test_bad_grid_input_in_a_real_process(results):
+    proc = subprocess.run([sys.executable, "-m", "runners.grid", *GRID, f"results_dir={results}", "seed=-1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert proc.returncode == 2
+    one_error_line(proc.stderr, "seed")
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("group", ["task", "optimizer", "schedule"])
+def test_unknown_choice_lists_only_real_options(group):
+    """The ConfigStore schemas live under schema/, so Hydra's list of options holds choices only."""
+    with pytest.raises(HydraException) as info:
+        compose_cfg([f"{group}=nope"])
+    message = str(info.value)
+    assert f"Available options in '{group}'" in message and "_schema" not in message
+    listed = {line.strip() for line in message.split("Config search path")[0].splitlines()[3:]}
+    assert listed == {p.stem for p in (ROOT / "conf" / group).glob("*.yaml")}
