@@ -13,6 +13,7 @@ from results.targets import Target
 
 from .ett import CellSummary, SeedETT, SpeedUp, seed_ett, speed_up, summarise_cell
 from .load import SuiteRecords
+from .tuning import TuningRecords
 
 BASELINE = ("sgd", "reference")  # every cell's speed-up is against its task's SGD + reference cell
 CLAIM_CELL = ("adamw", "one_cycle")
@@ -64,6 +65,9 @@ class Analysis:
     cells: dict[tuple[str, str, str], Cell]  # the grid's
     columns: list[tuple[str, str]]  # (optimizer, schedule) in display order
     recipes: dict[tuple[str, str], Cell] = field(default_factory=dict)  # (task, recipe) -> its cell
+    # Grid cells as run tuned: only the runs their tuned cell records name (never an older untuned run).
+    tuned: dict[tuple[str, str, str], Cell] = field(default_factory=dict)
+    tuning: TuningRecords = field(default_factory=TuningRecords)
 
     def task_cells(self, task: str) -> list[Cell]:
         return [self.cells[(task, o, s)] for o, s in self.columns if (task, o, s) in self.cells]
@@ -110,12 +114,26 @@ def _recipe_cells(runs: pd.DataFrame, metrics: dict) -> dict[tuple[str, str], Ce
     return out
 
 
+def _tuned_cells(runs: pd.DataFrame, metrics: dict, tuning: TuningRecords) -> dict[tuple[str, str, str], Cell]:
+    out = {}
+    for key in tuning.tuned_keys():
+        ids = tuning.tuned_run_ids(key)
+        group = runs[runs["run_id"].isin(ids) & (runs["task"] == key[0]) & (runs["optimizer"] == key[1])
+                     & (runs["schedule"] == key[2])]
+        if len(group):
+            out[key] = _make_cell(key, group, metrics)
+    return out
+
+
 def analyse(records: SuiteRecords) -> Analysis:
     all_runs = records.runs
     runs = all_runs[all_runs["recipe"] == ""]
     cells: dict[tuple[str, str, str], Cell] = {}
     for key, group in runs.groupby(["task", "optimizer", "schedule"], sort=True):
         cells[key] = _make_cell(key, group, records.metrics)
+    tuning = records.tuning or TuningRecords()
+    tuned = _tuned_cells(runs, records.metrics, tuning)
+    cells.update(tuned)  # a tuned cell is its tuned runs, never pooled with an older untuned run's seeds
     for (task, _, _), cell in cells.items():
         base = cells.get((task, *BASELINE))
         if base is not None:
@@ -127,7 +145,8 @@ def analyse(records: SuiteRecords) -> Analysis:
     max_epochs = {**all_runs.groupby("task")["max_epochs"].max().astype(int).to_dict(),
                   **runs.groupby("task")["max_epochs"].max().astype(int).to_dict()} if len(all_runs) else {}
     return Analysis(records, sorted(all_runs["task"].unique()), records.targets(), max_epochs, cells, columns,
-                    _recipe_cells(all_runs[all_runs["recipe"] != ""], records.metrics))
+                    _recipe_cells(all_runs[all_runs["recipe"] != ""], records.metrics),
+                    tuned, tuning)
 
 
 def mean_std(values: list[float]) -> tuple[float, float] | None:

@@ -6,12 +6,16 @@ Baseline format (JSON, `report/baselines/nightly.json`; written by `python -m re
      "cells":    {"<task>/<optimizer>/<schedule>" (a recipe: "<task>/+<recipe>"):
                   {"median": 3.0 | null, "budget": 8, "reached": 3, "seeds": 3}},
      "verdicts": {"<claim id>/<published recipe>" (a twin: "<claim id>"): "reproduced" | "partly" |
-                  "not reproduced" | "not run" | "no published recipe"}}
+                  "not reproduced" | "not run" | "no published recipe",
+                  and, once the suite has tuning records, "tuned/<claim id>" (a twin: "tuned/<claim
+                  id>/<twin task>"): "reproduced" | "partly" | "not reproduced" | "not run" |
+                  "not tuned (grid.tuning.trials=0)"}}
 `median` is the censoring-aware median epochs-to-target (null: undefined, fewer than half reached).
 
 Tolerance: a cell fails when its median worsens by more than max(tolerance.epochs, tolerance.relative ×
 baseline median) epochs — by default max(1 epoch, 20%) — or becomes undefined, or disappears. A claim
-fails when its verdict drops (reproduced > partly > not reproduced > not run > no published recipe).
+fails when its verdict drops (reproduced > partly > not reproduced > not run > no published recipe; against
+tuned baselines: ... > not run > not tuned).
 Improvements never fail; a baseline cell with an undefined median cannot regress on epochs.
 """
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 from .analysis import Analysis
 from .claims import VERDICTS, claim_rows
+from .tuned import TUNED_VERDICTS, tuned_rows
 
 FORMAT = 1
 DEFAULT_TOLERANCE = {"epochs": 1.0, "relative": 0.2}
@@ -43,7 +48,10 @@ def snapshot(analysis: Analysis, tolerance: dict | None = None) -> dict:
     every = [*analysis.cells.values(), *analysis.recipes.values()]
     cells = {c.key: {"median": c.summary.median, "budget": c.summary.budget, "reached": c.summary.reached,
                      "seeds": c.summary.seeds} for c in every}
-    verdicts = {r.id: r.verdict for r in claim_rows(analysis)}
+    # The tuned verdicts only once the suite has tuning records: an untuned suite's would all read
+    # "not tuned", the lowest rank, which can never drop.
+    tuned = tuned_rows(analysis) if analysis.tuning.any else []
+    verdicts = {r.id: r.verdict for r in [*claim_rows(analysis), *tuned]}
     return {"format": FORMAT, "suite": analysis.records.suite, "tolerance": tolerance or DEFAULT_TOLERANCE,
             "cells": dict(sorted(cells.items())), "verdicts": verdicts}
 
@@ -53,6 +61,12 @@ def load_baseline(path: Path) -> dict:
     if data.get("format") != FORMAT:
         raise ValueError(f"{path}: baseline format {data.get('format')!r}, expected {FORMAT}")
     return data
+
+
+def verdict_rank(key: str, verdict: str) -> int:
+    """Worst (0) to best, on the scale of the verdict's table (as published, or against tuned baselines)."""
+    scale = TUNED_VERDICTS if key.startswith("tuned/") else VERDICTS
+    return scale.index(verdict) if verdict in scale else -1  # an unknown word ranks below every known one
 
 
 def allowed_epochs(base_median: float, tolerance: dict) -> float:
@@ -83,8 +97,8 @@ def check(analysis: Analysis, baseline: dict) -> GateResult:
         if failure:
             failures.append(failure)
     for claim, verdict in sorted(baseline.get("verdicts", {}).items()):
-        now = current["verdicts"].get(claim, "not run")
-        if VERDICTS.index(now) < VERDICTS.index(verdict):
+        now = current["verdicts"].get(claim, TUNED_VERDICTS[0] if claim.startswith("tuned/") else "not run")
+        if verdict_rank(claim, now) < verdict_rank(claim, verdict):
             failures.append(f"claim {claim}: verdict dropped from {verdict!r} to {now!r}")
     if not baseline.get("cells") and not baseline.get("verdicts"):
         notes.append("the baseline holds no cell and no verdict: nothing compared (write one with "

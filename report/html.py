@@ -13,6 +13,7 @@ from .tables import Table
 
 TEMPLATES = Path(__file__).with_name("templates")
 PAGE = "index.html"
+TUNING_TABLES = ("tuned_claims", "fastest_tuned", "tuning", "excluded_tuning")  # their own section
 
 
 def environment_summary(analysis: Analysis) -> dict[str, str]:
@@ -34,6 +35,10 @@ def run_counts(analysis: Analysis) -> dict[str, int]:
     counts = {"run directories": records.total_dirs, "counted": len(records.runs)}
     counts.update({f"counted {k}": int(v) for k, v in records.runs["status"].value_counts().items()})
     counts.update({f"not counted: {k}": v for k, v in Counter(p.kind for p in records.problems).items()})
+    tuning = analysis.tuning
+    if tuning.trial_dirs:  # a pruned trial is final: counted as pruned, never as a result
+        counts["tuning trial dirs"] = tuning.trial_dirs
+        counts.update({f"trials {k}": v for k, v in sorted(Counter(t.state for t in tuning.trials).items())})
     counts["tasks"] = len(analysis.tasks)
     every = [*analysis.cells.values(), *analysis.recipes.values()]
     counts["seeds (max per cell)"] = max((c.summary.seeds for c in every), default=0)
@@ -52,8 +57,8 @@ def render(analysis: Analysis, tables: list[Table], figures: list[Figure], built
     return _env().get_template("index.html.j2").render(
         suite=analysis.records.suite, built=built.isoformat(timespec="seconds"),
         env=environment_summary(analysis), counts=run_counts(analysis),
-        claims=by_name["claims"], tables=[t for t in tables if t.name not in ("claims", "excluded_runs",
-                                                                            "seeds")],
+        claims=by_name["claims"], tuned=[by_name[n] for n in TUNING_TABLES],
+        tables=[t for t in tables if t.name not in ("claims", "excluded_runs", "seeds", *TUNING_TABLES)],
         seeds=by_name["seeds"], problems=by_name["excluded_runs"], tasks=analysis.tasks,
         targets=analysis.targets, max_epochs=analysis.max_epochs, figures=figures,
         has_runs=not analysis.records.runs.empty)

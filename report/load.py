@@ -8,11 +8,15 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from results.records import CorruptRecord, iter_run_dirs, load_run
 from results.targets import Target
+
+if TYPE_CHECKING:
+    from .tuning import TuningRecords
 
 COUNTED_STATUSES = ("completed", "diverged")  # a diverged run is a real outcome: a miss
 REQUIRED_KEYS = ("task", "optimizer", "schedule", "seed", "epochs", "max_epochs", "budget_free", "target")
@@ -38,6 +42,7 @@ class SuiteRecords:
     metrics: dict[str, list[dict]] = field(default_factory=dict)  # run_id -> per-epoch rows
     problems: list[Problem] = field(default_factory=list)
     total_dirs: int = 0
+    tuning: TuningRecords | None = None  # the suite's tuning outcomes, trials and cell records
 
     def targets(self) -> dict[str, Target]:
         """The target of each task: its grid runs' (every one shares it), else its recipes' first."""
@@ -106,6 +111,8 @@ def _drop_inconsistent_targets(rows: list[dict], problems: list[Problem]) -> lis
 
 
 def load_suite(suite: str, results_dir: str | os.PathLike = "results") -> SuiteRecords:
+    from .tuning import load_tuning  # here: report.tuning builds on this module's Problem
+
     rows, metrics, problems = [], {}, []
     dirs = iter_run_dirs(results_dir, suite)
     for path in dirs:
@@ -126,7 +133,8 @@ def load_suite(suite: str, results_dir: str | os.PathLike = "results") -> SuiteR
     kept_ids = {r["run_id"] for r in rows}
     runs = pd.DataFrame(rows, columns=list(_row_columns()))
     return SuiteRecords(suite, Path(results_dir), runs,
-                        {k: v for k, v in metrics.items() if k in kept_ids}, problems, len(dirs))
+                        {k: v for k, v in metrics.items() if k in kept_ids}, problems, len(dirs),
+                        load_tuning(suite, results_dir))
 
 
 def _row_columns() -> list[str]:

@@ -141,15 +141,22 @@ PLOTS = (("curves", "Metric per epoch", metric_curves), ("ett", "Epochs to targe
          ("sensitivity", "Target sensitivity", sensitivity_plot), ("lr", "LR and momentum applied", lr_momentum))
 
 
+def draw(analysis: Analysis, task: str, kind: str, title: str, make) -> Figure:
+    """One figure; odd values in a record cost that one figure (its error is shown in its place)."""
+    try:
+        return Figure(task, kind, title, to_uri(make(analysis, task)))
+    except Exception as exc:  # noqa: BLE001 — any plotting failure is reported on the page
+        plt.close("all")
+        return Figure(task, kind, title, "", f"{type(exc).__name__}: {exc}")
+
+
 def all_figures(analysis: Analysis) -> list[Figure]:
-    """Every figure of every task. Odd values in a record cost that one figure (its error is shown in
-    its place), never the page."""
+    """Every figure of every task, never failing the page; the tuning figure where the task was tuned."""
+    from .tuning_plot import TITLE, has_tuning, tuning_scatter  # here: it builds on this module
+
     figures = []
     for task in analysis.tasks:
-        for kind, title, make in PLOTS:
-            try:
-                figures.append(Figure(task, kind, title, to_uri(make(analysis, task))))
-            except Exception as exc:  # noqa: BLE001 — any plotting failure is reported on the page
-                plt.close("all")
-                figures.append(Figure(task, kind, title, "", f"{type(exc).__name__}: {exc}"))
+        figures += [draw(analysis, task, kind, title, make) for kind, title, make in PLOTS]
+        if has_tuning(analysis, task):
+            figures.append(draw(analysis, task, "tuning", TITLE, tuning_scatter))
     return figures

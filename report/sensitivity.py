@@ -36,8 +36,7 @@ def sensitivity(analysis: Analysis, task: str) -> tuple[list[float], dict[str, l
     runs = analysis.records.runs
     curves: dict[str, list[float | None]] = {}
     for cell in analysis.task_cells(task):
-        group = runs[(runs["task"] == task) & (runs["recipe"] == "") & (runs["optimizer"] == cell.optimizer)
-                     & (runs["schedule"] == cell.schedule)]
+        group = runs[runs["path"].isin({str(p) for p in cell.run_paths})]  # the cell's own (a tuned: its tuned)
         by_seed = seed_runs(group, analysis.records.metrics)
         medians = []
         for value in values:

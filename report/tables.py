@@ -149,9 +149,11 @@ def problems_table(analysis: Analysis) -> Table:
 
 
 def all_tables(analysis: Analysis, out_dir: Path) -> list[Table]:
-    return [claims_table(analysis, out_dir), recipes_table(analysis), ett_table(analysis, out_dir), speedup_table(analysis),
-            metric_table(analysis, "final"), metric_table(analysis, "best"), probes_table(analysis),
-            seeds_table(analysis), problems_table(analysis)]
+    from .tuning_tables import tuning_tables  # here: that module builds on this one's Table
+
+    return [claims_table(analysis, out_dir), *tuning_tables(analysis, out_dir), recipes_table(analysis),
+            ett_table(analysis, out_dir), speedup_table(analysis), metric_table(analysis, "final"),
+            metric_table(analysis, "best"), probes_table(analysis), seeds_table(analysis), problems_table(analysis)]
 
 
 # Markdown line breaks and the characters that make markup; `&`, `<` and `>` become entities so that no
@@ -196,6 +198,8 @@ def exports(tables: list[Table]) -> dict[str, str]:
     files = {}
     for table in tables:
         files[f"{table.name}.csv"] = table.frame.to_csv()
-        files[f"{table.name}.md"] = f"### {table.title}\n\n{table.note}\n\n{to_markdown(table.frame)}"
+        # The note too: some carry record text (the tuning protocol's sampler and storage).
+        files[f"{table.name}.md"] = (f"### {md_escape(table.title)}\n\n{md_escape(table.note)}\n\n"
+                                     f"{to_markdown(table.frame)}")
     return files
 

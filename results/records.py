@@ -20,10 +20,12 @@ from omegaconf import OmegaConf
 
 from .errors import UserError
 
-STATUSES = ("running", "completed", "diverged", "failed")
-FINAL_STATUSES = ("completed", "diverged")  # rerunning these would repeat the same result
+STATUSES = ("running", "completed", "diverged", "pruned", "failed")
+# Rerunning these would repeat the same result. "pruned": a tuning trial stopped by the pruner.
+FINAL_STATUSES = ("completed", "diverged", "pruned")
 # Keys that change where or how a run reports, never what it computes: excluded from the run id.
-OUTPUT_ONLY_KEYS = ("results_dir", "progress", "force", "suite", "keep_checkpoint", "threads", "hydra")
+OUTPUT_ONLY_KEYS = ("results_dir", "progress", "force", "suite", "keep_checkpoint", "threads", "hydra",
+                    "tuning_trial")
 
 METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"

@@ -31,6 +31,14 @@ class Target:
     def as_dict(self) -> dict:
         return {"metric": self.metric, "value": self.value, "mode": self.mode}
 
+    def on_validation(self) -> "Target":
+        """The same target on the held-out validation part (task.split=validation, suites/splits.py): a
+        leading `test_` becomes `val_` (test_acc -> val_acc, test_acc_tta -> val_acc_tta); a metric
+        already on the validation set (val_ppl) is unchanged. The one mapping from a task's target to
+        its tuning target."""
+        metric = "val_" + self.metric[len("test_"):] if self.metric.startswith("test_") else self.metric
+        return Target(metric=metric, value=self.value, mode=self.mode)
+
     def is_met(self, value: float | None) -> bool:
         if value is None or not math.isfinite(value):
             return False

@@ -52,8 +52,8 @@ def optimizer_problems(opt: DictConfig, key: str = "optimizer") -> list[str]:
     found = []
     if opt.wd_mode not in WD_MODES:
         found.append(f"{key}.wd_mode must be one of {WD_MODES}, got {opt.wd_mode!r}")
-    if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):
-        found.append(f"{key}.weight_decay must be finite and >= 0, got {opt.weight_decay}")
+    if opt.weight_decay is not None and not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):
+        found.append(f"{key}.weight_decay must be null or finite and >= 0, got {opt.weight_decay}")
     kwargs = opt.kwargs
     if "betas" in kwargs:
         betas = kwargs.betas

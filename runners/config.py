@@ -25,7 +25,7 @@ class OptimizerConf:
     _target_: str = MISSING
     name: str = MISSING
     lr: Optional[float] = None  # None: the task's LR for this optimizer
-    weight_decay: float = 0.0
+    weight_decay: Optional[float] = None  # None: the task's sourced value for this optimizer (task.wd)
     wd_mode: str = "decoupled"  # l2 | decoupled (see runners/optimizers.py)
     kwargs: Dict[str, Any] = field(default_factory=dict)
     no_decay_bias_norm: bool = True
@@ -125,6 +125,9 @@ class RunConf:
     force: bool = False  # rerun even a completed run (the old directory is moved aside, not deleted)
     results_dir: str = "${oc.env:ONECYCLE_RESULTS,results}"
     lr_find: LRFindConf = field(default_factory=LRFindConf)
+    # A tuning trial's number in its study (runners/tuning.py): recorded, never part of the run id, so a
+    # trial retried under a new number resumes the same run.
+    tuning_trial: Optional[int] = None
 
 
 def register_configs(task_schemas: Mapping[str, type]) -> None:
@@ -172,6 +175,26 @@ def configured_lr(cfg: DictConfig) -> tuple[float, str] | None:
         if key in table:
             return float(table[key]), f"task.lr[{key}]"
     return None
+
+
+def configured_wd(cfg: DictConfig) -> tuple[float, str]:
+    """Weight decay and where it came from: the optimizer config/CLI, else the task's sourced table
+    (task.wd, per optimizer or optimizer/schedule), else 0."""
+    if cfg.optimizer.weight_decay is not None:
+        return float(cfg.optimizer.weight_decay), "optimizer.weight_decay"
+    table = cfg.task.get("wd") or {}
+    for key in (f"{cfg.optimizer.name}/{cfg.schedule.name}", cfg.optimizer.name):
+        if key in table:
+            return float(table[key]), f"task.wd[{key}]"
+    return 0.0, "none given: 0"
+
+
+def typed_run(cfg: DictConfig) -> RunConf:
+    """The typed run config the engine reads, its weight decay resolved (configured_wd). The config as
+    composed — what config.yaml holds and the run id hashes — keeps the null."""
+    run = OmegaConf.to_object(cfg)
+    run.optimizer.weight_decay = configured_wd(cfg)[0]
+    return run
 
 
 def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:

@@ -72,7 +72,7 @@ def autocast(device: torch.device, precision: str):
 
 @dataclass
 class Outcome:
-    status: str  # completed | diverged
+    status: str  # completed | diverged | pruned
     epochs_done: int
     message: str = ""
 
@@ -161,10 +161,11 @@ def evaluate(task, model, optimizer, device, precision: str, final: bool = False
     return {k: float(v) for k, v in metrics.items()}
 
 
-def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files) -> Outcome:
+def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=None) -> Outcome:
     """Train `task` as `run` says to the end of its budget (or its target, when allowed), recording every
     epoch. `lr` and `schedule_cfg` are the run's resolved ones (runners/run.py resolve_lr, runners/config.py
-    resolve_schedule)."""
+    resolve_schedule). `after_epoch(row)` is told each recorded row — on resume, the recorded ones first —
+    and returning True ends the run as "pruned" (a tuning trial's pruner: runners/tuning.py)."""
     device = select_device(run.device)
     seed_everything(run.seed, run.deterministic)
     model = task.build_model().to(device)
@@ -176,6 +177,9 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files) -> Outcome:
         model.load_state_dict(state["model"])
         set_rng_state(state["rng"])
         start_epoch, step, wall = state["epoch"], state["step"], state["wall_s"]
+    for row in files.rows if after_epoch else ():
+        if after_epoch(row):
+            return Outcome("pruned", row["epoch"], f"pruned after epoch {row['epoch']}")
     forward = torch.compile(model) if run.compile else model
     show = sys.stderr.isatty() if run.progress is None else run.progress
     plan, stage = plan_stages([asdict(st) for st in run.task.stages], run.epochs), None
@@ -214,4 +218,6 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files) -> Outcome:
                                "rng": rng_state(), "epoch": epoch + 1, "step": step, "wall_s": wall})
         if stop:
             return Outcome("completed", epoch + 1, "stopped at target")
+        if after_epoch is not None and epoch + 1 < run.epochs and after_epoch(row):
+            return Outcome("pruned", epoch + 1, f"pruned after epoch {epoch + 1}")
     return Outcome("completed", run.epochs)

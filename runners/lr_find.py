@@ -33,7 +33,7 @@ from tqdm import tqdm
 from results import records
 from results.errors import UserError
 
-from .config import RunConf
+from .config import RunConf, typed_run
 from .engine import epoch_generator, plan_stages, seed_everything, select_device, stage_optimizer, train_epoch
 from .optimizers import build_optimizer
 from .schedules import exponential
@@ -156,7 +156,7 @@ def run_and_record(cfg: DictConfig) -> dict:
     device = select_device(cfg.device)
     task = make_task(cfg, device)
     settings = OmegaConf.to_container(cfg.lr_find, resolve=True)
-    test = lr_range_test(task, OmegaConf.to_object(cfg), device)
+    test = lr_range_test(task, typed_run(cfg), device)
     return {"task": cfg.task.name, "optimizer": cfg.optimizer.name, "lr": test.lr, "rule": RULE,
             "settings": settings, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "device": str(device), **{k: v for k, v in asdict(test).items() if k != "lr"}}

@@ -17,9 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from results import records
 from results.errors import UserError
 from results.targets import Target, epochs_to_target
+from results.tuning import trial_score
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import RunConf, configured_lr, resolve_schedule, resolved_config, run_path, validate
+from .config import RunConf, configured_lr, resolve_schedule, resolved_config, run_path, typed_run, validate
 from .engine import fit, select_device
 from .run_lock import RunLock
 from .schedules import BUDGET_FREE
@@ -206,7 +207,7 @@ def resolve_lr(cfg: DictConfig) -> tuple[float, str]:
     return configured_lr(cfg) or find_lr(cfg)
 
 
-def execute(cfg: DictConfig) -> dict:
+def execute(cfg: DictConfig, after_epoch=None) -> dict:
     """Own the run `cfg` describes, from config to final status: skip it when it has finished, resume it
     when interrupted, train it otherwise — as its one writer (runners/run_lock.py). Returns its status
     (as written to status.json). Bad input raises UserError before anything is written."""
@@ -224,17 +225,18 @@ def execute(cfg: DictConfig) -> dict:
             print(f"run {path.name} already {previous['status']}; not training again (force=true reruns "
                   f"it)", file=sys.stderr)
             return previous
-        return train_run(cfg, files, schedule_cfg, previous)
+        return train_run(cfg, files, schedule_cfg, previous, after_epoch)
 
 
-def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: dict | None) -> dict:
+def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: dict | None,
+              after_epoch=None) -> dict:
     """Train (or resume) the run whose lock the caller holds, writing its config and status."""
     lr, lr_origin = resolve_lr(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)  # e.g. 1 per worker when grid jobs share a CPU
     device = select_device(cfg.device)
     task = make_task(cfg, device)
-    run = OmegaConf.to_object(cfg)  # the typed run config the engine reads
+    run = typed_run(cfg)  # the typed run config the engine reads, its weight decay resolved
     target = run.task.target
     if target.metric not in task.metrics:
         raise UserError(f"task.target.metric={target.metric!r} is not a metric of task {cfg.task.name!r};"
@@ -248,12 +250,13 @@ def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: di
               "optimizer": cfg.optimizer.name, "schedule": schedule_cfg["name"],
               "schedule_kind": schedule_cfg["kind"], "seed": cfg.seed, "epochs": cfg.epochs,
               "max_epochs": cfg.task.epochs, "budget_free": BUDGET_FREE[schedule_cfg["kind"]],
-              "lr": {"value": lr, "origin": lr_origin}, "target": target.as_dict(),
+              "lr": {"value": lr, "origin": lr_origin}, "weight_decay": run.optimizer.weight_decay,
+              "split": cfg.task.get("split", "test"), "trial": cfg.tuning_trial, "target": target.as_dict(),
               "environment": environment(device), "started": (previous or {}).get("started", now())}
     files.write_status({**status, "status": "running"})
     files.hold_ballast()
     try:
-        outcome = fit(task, run, lr, schedule_cfg, files)
+        outcome = fit(task, run, lr, schedule_cfg, files, after_epoch)
     except Exception as exc:
         oom = isinstance(exc, torch.OutOfMemoryError)
         error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
@@ -263,6 +266,9 @@ def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: di
         raise
     status = {**status, "status": outcome.status, "ended": now(), "message": outcome.message,
               "epochs_done": len(files.rows), **summarise(files.rows, target)}
+    if cfg.tuning_trial is not None:  # results/tuning.py: the one definition of a trial's score
+        status.update(study=f"{cfg.task.name}/{cfg.optimizer.name}/{schedule_cfg['name']}",
+                      score=trial_score(status, files.rows))
     files.write_final_status(status)
     if not cfg.keep_checkpoint:  # the records say all; a grid of ResNet-50 checkpoints would fill disks
         files.checkpoint_path.unlink(missing_ok=True)

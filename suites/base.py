@@ -14,6 +14,8 @@ from torch import nn
 
 from results.targets import Target
 
+from .splits import SPLITS
+
 
 # --- Config schema (Hydra ConfigStore): an unknown key or a wrong type fails at compose time. The run id
 # hashes the resolved config, so renaming or adding a field here changes every run id.
@@ -32,6 +34,21 @@ class StageConf:
 
 
 @dataclass
+class SearchConf:
+    """A task's tuning space per optimizer (issue 13): LR log-uniform in [lr0 / lr_factor, lr0 * lr_factor]
+    and WD log-uniform in [wd0 / wd_factor, wd0 * wd_factor], centred on the sourced lr0 = task.lr[...]
+    and wd0 = task.wd[...] (a wd0 of 0 is not tuned). Each task yaml says why its factors."""
+
+    lr_factor: float = 10.0
+    wd_factor: float = 10.0
+
+    def problems(self) -> list[str]:
+        return [f"{n} must be > 1 and finite (the space is [value / {n}, value * {n}]), got {getattr(self, n)}"
+                for n in ("lr_factor", "wd_factor")
+                if not (math.isfinite(getattr(self, n)) and getattr(self, n) > 1)]
+
+
+@dataclass
 class TaskConf:
     """Fields every task has; a task's own schema subclasses this and adds its data/model options."""
 
@@ -43,6 +60,13 @@ class TaskConf:
     reference: Dict[str, Any] = field(default_factory=dict)
     # Base LR per optimizer name, or per "optimizer/schedule" (more specific wins).
     lr: Dict[str, float] = field(default_factory=dict)
+    # Weight decay per optimizer name, or per "optimizer/schedule", sourced as `lr`; applies when
+    # optimizer.weight_decay is null. 0: no decay (and none tuned).
+    wd: Dict[str, float] = field(default_factory=dict)
+    search: SearchConf = field(default_factory=SearchConf)
+    # test: train on the whole training set, evaluate on the test set. validation: hold out part of the
+    # training set and evaluate on it only, metrics named val_* (suites/splits.py; tuning trials).
+    split: str = "test"
     stages: List[StageConf] = field(default_factory=list)  # empty: one stage, nothing frozen
 
     def problems(self) -> list[str]:
@@ -52,6 +76,9 @@ class TaskConf:
         found = at_least(self, 1, "epochs")
         found += [f"lr[{k}] must be > 0 and finite, got {v}" for k, v in self.lr.items()
                   if not (math.isfinite(v) and v > 0)]
+        found += [f"wd[{k}] must be >= 0 and finite, got {v}" for k, v in self.wd.items()
+                  if not (math.isfinite(v) and v >= 0)]
+        found += [f"search.{p}" for p in self.search.problems()] + one_of(self, "split", SPLITS)
         for i, stage in enumerate(self.stages):
             found += at_least(stage, 0, "lr_mult", prefix=f"stages[{i}].")
         return found

@@ -1,7 +1,8 @@
 """`digits_resnet`: a small ResNet on scikit-learn's bundled handwritten digits (real data, no download).
 
 1,797 8x8 grey images, 10 classes. Split: stratified, `split_seed` 0, 500 test / 1,297 train — fixed,
-so every run of every machine sees the same split. Data and augmentation are the vision claims' shared
+so every run of every machine sees the same split (task.split=validation: a stratified 130 of the 1,297
+held out instead of the test set, suites/splits.py). Data and augmentation are the vision claims' shared
 resident loader (vision/resident.py): uint8 images on the device, normalised with the training images'
 mean/std, and a random shift of up to 1 pixel either way (pad with zeros and crop; flips would turn
 digits into other symbols). The digits twins (vision/digits_twins.py) build on the same pieces.
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import TaskConf, at_least
+from .splits import evaluation_split
 from .vision.resident import CropFlip, ResidentImages
 from .vision.tasks import ResidentCropFlipTask
 
@@ -62,6 +64,16 @@ def load_digits_split(test_size: int, split_seed: int) -> tuple[np.ndarray, ...]
     x_tr, x_te, y_tr, y_te = train_test_split(images, data.target.astype(np.int64), test_size=test_size,
                                               stratify=data.target, random_state=split_seed)
     return x_tr, y_tr, x_te, y_te
+
+
+def digits_eval_split(split: str, test_size: int, split_seed: int) -> tuple[np.ndarray, ...]:
+    """(x_train, y_train, x_eval, y_eval, x_all): the evaluated part is the test split, or with
+    split=validation a stratified 10% of the training part (seed 0, suites/splits.py). `x_all`, the
+    whole training part, gives the normalisation either way (two numbers, no labels), so pre-training
+    and fine-tuning share it and split=test stays as it was."""
+    x_all, y_all, x_te, y_te = load_digits_split(test_size, split_seed)
+    (x_tr, y_tr), (x_ev, y_ev) = evaluation_split(split, (x_all, y_all), (x_te, y_te), stratified=True)
+    return x_tr, y_tr, x_ev, y_ev, x_all
 
 
 def digits_uint8(images: np.ndarray) -> np.ndarray:
@@ -116,10 +128,11 @@ class SmallResNet(nn.Module):
 class DigitsResNet(ResidentCropFlipTask):
     def __init__(self, cfg, device="cpu"):
         self.cfg = cfg
-        x_tr, y_tr, x_te, y_te = load_digits_split(cfg.test_size, cfg.split_seed)
+        x_tr, y_tr, x_ev, y_ev, x_all = digits_eval_split(cfg.split, cfg.test_size, cfg.split_seed)
         # The 500 test images are one evaluation batch; no TTA (digits_wrn has the option).
-        super().__init__(digits_resident(x_tr, y_tr, x_tr, device), digits_resident(x_te, y_te, x_tr, device),
-                         digits_shift(cfg.shift), cfg.batch_size, eval_batch_size=cfg.test_size, tta="off")
+        super().__init__(digits_resident(x_tr, y_tr, x_all, device), digits_resident(x_ev, y_ev, x_all, device),
+                         digits_shift(cfg.shift), cfg.batch_size, eval_batch_size=cfg.test_size, tta="off",
+                         split=cfg.split)
 
     def build_model(self) -> nn.Module:
         return SmallResNet(width=self.cfg.width, blocks=self.cfg.blocks)

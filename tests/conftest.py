@@ -17,13 +17,18 @@ TINY = ["task.width=8", "task.blocks=1", "progress=false"]
 
 
 def compose_cfg(overrides: list[str], config_dir: Path = CONF):
+    return compose_all([overrides], config_dir)[0]
+
+
+def compose_all(override_lists: list[list[str]], config_dir: Path = CONF) -> list:
+    """Many configs under one Hydra initialisation (the slow part)."""
     from runners.config import register_configs
     from suites import TASK_SCHEMAS
 
     register_configs(TASK_SCHEMAS)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+        return [compose(config_name="config", overrides=o) for o in override_lists]
 
 
 def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 300, env: dict | None = None):

@@ -103,6 +103,7 @@ GRID = ["suite=mini", "task=digits_resnet", "optimizer=adamw", "schedule=one_cyc
     ("optimizer.kwargs.betas=[1.5,0.99]", "optimizer.kwargs.betas"),
     ("grid.ladder_factor=1", "grid.ladder_factor"),
     ("grid.ladder_start=0", "grid.ladder_start"), ("grid.assumed_fraction=1.5", "grid.assumed_fraction"),
+    ("grid.tuning.trials=-1", "grid.tuning.trials"), ("task.widht=3", "widht"), ("suite=nope", "unknown suite"),
 ])
 def test_bad_grid_input_is_refused_before_any_cell_trains(override, key, results, capsys):
     from runners.grid.__main__ import main

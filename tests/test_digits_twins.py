@@ -79,7 +79,7 @@ def test_a_grid_job_finds_its_pretraining_from_the_cell_file(tmp_path):
     """A grid job reads its cell back from the launch's file (node types lost): the pre-training run must
     still be built from its task's schema (a regression: 'dict' object has no attribute 'target')."""
     tiny = ["task.width=8", "task.head_hidden=8", "task.pretrain.task.width=8", "task.pretrain.task.epochs=1",
-            "task.epochs=2", "progress=false"]
+            "task.epochs=2", "progress=false", "grid.tuning.trials=0"]
     out = subprocess.run([sys.executable, "-m", "runners.grid", "suite=mini", "task=digits_finetune", "seed=0",
                           "optimizer=adamw", "schedule=reference", *tiny, f"results_dir={tmp_path}"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)

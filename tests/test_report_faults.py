@@ -3,6 +3,7 @@ runs (one `error:` line, exit 2, nothing written), and config strings that would
 its Markdown exports."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 import report
 from report.tables import md_escape, to_markdown
-from test_report_fixtures import write_run, write_suite
+from test_report_fixtures import write_run, write_suite, write_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -143,12 +144,20 @@ def evil_exports(tmp_path_factory) -> dict[str, str]:
         write_run(results, "evil", f"recipe-s{seed}", task=EVIL_TASK, optimizer=EVIL_OPTIMIZER,
                   schedule=EVIL_SCHEDULE, seed=seed, reach_at=3, recipe=EVIL_RECIPE)
     write_run(results, "evil", "crashed", status="failed", seed=5, error=f"boom | {EVIL_OPTIMIZER}\nline 2")
+    # Tuning records with the same strings (issue 13): a broken trial and an outcome, so every tuning
+    # export has rows to check.
+    write_trial(results, "evil", EVIL_TASK, EVIL_OPTIMIZER, EVIL_SCHEDULE, 0, lr=0.1, weight_decay=0.01,
+                score=None, status="failed", error=f"trial {EVIL_OPTIMIZER}", label="evil-trial")
+    outcome = {"task": EVIL_TASK, "optimizer": EVIL_OPTIMIZER, "schedule": EVIL_SCHEDULE, "lr": 0.1,
+               "weight_decay": 0.01, "trials": 1, "pruned": 0, "sampler": EVIL_RECIPE, "storage": EVIL_RECIPE}
+    (results / "grids" / "evil" / "tuning").mkdir(parents=True)
+    (results / "grids" / "evil" / "tuning" / "evil.json").write_text(json.dumps(outcome))
     page = report.build("evil", str(results))
     return {p.name: p.read_text() for p in sorted(page.parent.glob("*.md"))}
 
 
 def test_markdown_exports_carry_no_markup_from_records(evil_exports):
-    assert len(evil_exports) == 9
+    assert len(evil_exports) == 13  # 9 + the tuning ones: tuned_claims, fastest_tuned, tuning, excluded_tuning
     for name, text in evil_exports.items():
         assert "<script" not in text.lower() and "<img" not in text.lower(), name
         rows = [line for line in re.split(r"\r\n|\r|\n", text) if line.startswith("|")]

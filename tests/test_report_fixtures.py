@@ -71,13 +71,18 @@ def fixture_id(label: str) -> str:
 
 
 def write_cell(results: Path, suite: str, optimizer: str, schedule: str, reach: list[int | None],
-               task: str = "digits_resnet", budgets: tuple[int, ...] = (2, 4, 8), **kwargs) -> None:
-    """A cell's runs: one per seed (reference) or one probe per budget per seed (one_cycle)."""
+               task: str = "digits_resnet", budgets: tuple[int, ...] = (2, 4, 8), tag: str = "",
+               **kwargs) -> dict[int, list[str]]:
+    """A cell's runs: one per seed (reference) or one probe per budget per seed (one_cycle). `tag` tells
+    apart two sets of runs of one cell (tuned / untuned). Returns each seed's run labels."""
+    labels: dict[int, list[str]] = {}
     for seed, reach_at in enumerate(reach):
         for budget in ((TASK_EPOCHS,) if schedule == "reference" else budgets):
-            write_run(results, suite, f"{task[:6]}-{optimizer}-{schedule}-s{seed}-b{budget}", task=task,
-                      optimizer=optimizer, schedule=schedule, seed=seed, epochs=budget, reach_at=reach_at,
-                      **kwargs)
+            label = f"{task[:6]}-{optimizer}-{schedule}-s{seed}-b{budget}" + (f"-{tag}" if tag else "")
+            write_run(results, suite, label, task=task, optimizer=optimizer, schedule=schedule, seed=seed,
+                      epochs=budget, reach_at=reach_at, **kwargs)
+            labels.setdefault(seed, []).append(label)
+    return labels
 
 
 def write_suite(results: Path, suite: str = "mini", sgd_ref: list | None = None,
@@ -96,3 +101,108 @@ def write_recipe(results: Path, suite: str, task: str, recipe: str, reach: list[
         write_run(results, suite, f"{recipe}-s{seed}", task=task, optimizer=optimizer, schedule=schedule,
                   seed=seed, epochs=epochs, reach_at=reach_at, budget_free=budget_free, recipe=recipe,
                   max_epochs=epochs, **kwargs)
+
+
+# --- Tuning (issue 13): trials under runs/<suite>-tuning/, outcomes under grids/<suite>/tuning/, cell
+# records under grids/<suite>/cells/ — shaped as the shared interface (spec) says the grid writes them.
+
+def write_trial(results: Path, suite: str, task: str, optimizer: str, schedule: str, trial: int, *,
+                lr: float, weight_decay: float, score: float | None, status: str = "completed",
+                budget: int = TASK_EPOCHS, done: int | None = None, reach_at: int | None = None,
+                label: str | None = None, **overrides) -> Path:
+    """One trial: an ordinary run of suite `<suite>-tuning` on the validation split (val_acc), its
+    hyperparameters, trial number, study and recorded score in status.json. `done`: epochs trained when
+    it stopped early (a pruned trial), else the budget. `label`: the fixture label (default from the study)."""
+    label = label or f"trial-{task}-{optimizer}-{schedule}-{trial}"
+    path = write_run(results, f"{suite}-tuning", label, task=task,
+                     optimizer=optimizer, schedule=schedule, epochs=done or budget, reach_at=reach_at,
+                     status=status, metric="val_acc", lr={"value": lr, "origin": "optimizer.lr"},
+                     weight_decay=weight_decay, split="validation", trial=trial,
+                     study=f"{task}/{optimizer}/{schedule}", score=score, **overrides)
+    if done is not None:  # the trial's budget, not the epochs it got to before it was stopped
+        status_file = path / "status.json"
+        status_file.write_text(json.dumps({**json.loads(status_file.read_text()), "epochs": budget}, indent=2))
+    return path
+
+
+def write_outcome(results: Path, suite: str, task: str, optimizer: str, schedule: str, **fields) -> dict:
+    """The grid's tuning outcome of one cell group: grids/<suite>/tuning/<task>__<optimizer>__<schedule>.json."""
+    outcome = {"study": f"{task}/{optimizer}/{schedule}", "task": task, "optimizer": optimizer,
+               "schedule": schedule, "sampler": "QMC sobol scrambled seed 0",
+               "storage": f"sqlite:///{results}/tuning/{suite}.db", **fields}
+    path = results / "grids" / suite / "tuning" / f"{task}__{optimizer}__{schedule}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(outcome, indent=2))
+    return outcome
+
+
+def write_study(results: Path, suite: str, task: str, optimizer: str, schedule: str,
+                trials: list[tuple], lr0: float, wd0: float, budget: int) -> dict:
+    """A study's trials — (lr, wd, score, status[, done]) each — and its outcome: the recorded best is the
+    lowest score among the trials not pruned; the space spans lr0 and wd0 by a factor 10 each way (a wd0
+    of 0: WD not searched)."""
+    cost = 0
+    for n, (lr, wd, score, status, *done) in enumerate(trials):
+        write_trial(results, suite, task, optimizer, schedule, n, lr=lr, weight_decay=wd, score=score,
+                    status=status, budget=budget, done=done[0] if done else None, reach_at=3)
+        cost += done[0] if done else budget
+    kept = [(n, t) for n, t in enumerate(trials) if t[3] != "pruned"]
+    best, (lr, wd, score, *_) = min(kept, key=lambda item: item[1][2])
+    space = {"lr": [lr0 / 10, lr0 * 10], **({"weight_decay": [wd0 / 10, wd0 * 10]} if wd0 else {})}
+    # "trials" counts every counted trial, pruned ones included (runners/tuning.py write_outcome).
+    return write_outcome(results, suite, task, optimizer, schedule, lr=lr, weight_decay=wd, best_trial=best,
+                         best_score=score, trials=len(trials), pruned=len(trials) - len(kept), cost_epochs=cost,
+                         space=space, budget=budget, split="validation", pruning=True)
+
+
+def write_cell_records(results: Path, suite: str, task: str, optimizer: str, schedule: str,
+                       labels: dict[int, list[str]], tuning: dict | None) -> None:
+    """One cell record per seed, naming its runs (probes) and saying whether the cell ran tuned."""
+    folder = results / "grids" / suite / "cells"
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, seed_labels in labels.items():
+        record = {"cell": f"{task}/{optimizer}/{schedule}/seed{seed}", "task": task, "recipe": None,
+                  "optimizer": optimizer, "schedule": schedule, "seed": seed, "status": "ok",
+                  "tuned": tuning is not None, "tuning": tuning,
+                  "probes": [{"budget": 0, "run_id": fixture_id(label), "action": "trained"}
+                             for label in seed_labels]}
+        key = records.run_id({"labels": seed_labels})
+        (folder / f"{task}__{optimizer}__{schedule}__s{seed}__{key}.json").write_text(json.dumps(record))
+
+
+def write_tuned_cell(results: Path, suite: str, optimizer: str, schedule: str, reach: list[int | None],
+                     tuning: dict | None, task: str = "digits_resnet", **kwargs) -> None:
+    """A grid cell's runs and cell records: tuned (at the outcome `tuning`) or, with None, untuned."""
+    tag = "tuned" if tuning is not None else "untuned"
+    labels = write_cell(results, suite, optimizer, schedule, reach, task=task, tag=tag, **kwargs)
+    write_cell_records(results, suite, task, optimizer, schedule, labels, tuning)
+
+
+# Per study: (lr, wd, score, status[, epochs done]). Budget-free scores are epochs to the validation
+# target (a miss: budget + 1 + badness); 1cycle scores the negated final val_acc. Trial 3 is pruned.
+STUDIES = {
+    ("sgd", "reference"): ([(0.01, 5e-5, 8.4, "completed"), (0.1, 5e-4, 5.0, "completed"),
+                            (0.5, 2e-3, 3.0, "completed"), (1.0, 5e-3, None, "pruned", 2)], 0.1, 5e-4),
+    ("sgd", "one_cycle"): ([(0.03, 1e-4, -0.88, "completed"), (0.3, 1e-3, -0.92, "completed"),
+                            (0.9, 4e-3, -0.85, "diverged"), (0.06, 2e-4, None, "pruned", 1)], 0.1, 5e-4),
+    ("adamw", "reference"): ([(0.001, 0.01, 6.0, "completed"), (0.01, 0.05, 4.0, "completed"),
+                              (0.0005, 0.1, 9.5, "completed")], 0.003, 0.01),
+    ("adamw", "one_cycle"): ([(0.003, 0.05, -0.93, "completed"), (0.02, 0.002, -0.9, "completed"),
+                              (0.0004, 0.02, -0.86, "completed"), (0.01, 0.09, None, "pruned", 2)], 0.003, 0.01),
+}
+TUNED_REACH = {("sgd", "reference"): [5, 5, 6], ("sgd", "one_cycle"): [4, 4, 8],
+               ("adamw", "reference"): [4, 4, 4], ("adamw", "one_cycle"): [2, 2, 2]}
+
+
+def write_tuned_suite(results: Path, suite: str = "mini", task: str = "digits_resnet",
+                      reach: dict | None = None) -> Path:
+    """A tuned mini on one twin: 4 studies (sgd, adamw x reference, one_cycle) with their outcomes, the
+    tuned grid cells (3 seeds; `reach` overrides TUNED_REACH per cell), and an older untuned SGD +
+    reference cell the tuned verdict must not read."""
+    reach = {**TUNED_REACH, **(reach or {})}
+    for (optimizer, schedule), (trials, lr0, wd0) in STUDIES.items():
+        budget = TASK_EPOCHS if schedule == "reference" else 4
+        outcome = write_study(results, suite, task, optimizer, schedule, trials, lr0, wd0, budget)
+        write_tuned_cell(results, suite, optimizer, schedule, reach[(optimizer, schedule)], outcome, task=task)
+    write_tuned_cell(results, suite, "sgd", "reference", [None, None, None], None, task=task)
+    return results

@@ -33,6 +33,36 @@ RECIPE_FIXED = ("optimizer", "schedule")  # a recipe overlay picks these itself
 
 
 @dataclass
+class TuningSettings:
+    """The tuning protocol (runners/tuning.py), the same for every cell of a suite. Grid-only: the tuned
+    values enter a run's config, the protocol itself never does."""
+
+    trials: int = 0  # per (task, optimizer, schedule); 0: not tuned, the sourced values (task.lr, task.wd)
+    # A 1cycle trial's budget in epochs per task (the claim's own epochs); else this fraction of the max.
+    budget: Dict[str, int] = field(default_factory=dict)
+    budget_fraction: float = 0.5
+    seed: int = 0  # the sampler's scramble and every trial run's seed
+    # Where the studies live: null -> sqlite:///<results_dir>/tuning/<suite>.db (one machine);
+    # "journal" -> <results_dir>/tuning/<suite>.journal (Optuna's file journal, safe on NFS / SLURM);
+    # or any database URL (postgresql://..., mysql://...).
+    storage: Optional[str] = None
+    pruning: bool = False  # successive halving on the per-epoch validation metric
+    min_resource: int = 1  # the first rung, in epochs
+    reduction_factor: int = 3  # 1 trial in 3 goes on at each rung
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.trials < 0:
+            found.append(f"grid.tuning.trials must be >= 0, got {self.trials}")
+        if not 0 < self.budget_fraction <= 1:
+            found.append(f"grid.tuning.budget_fraction must be in (0, 1], got {self.budget_fraction}")
+        found += [f"grid.tuning.budget[{k}] must be >= 1, got {v}" for k, v in self.budget.items() if v < 1]
+        if self.min_resource < 1 or self.reduction_factor < 2:
+            found.append("grid.tuning.min_resource must be >= 1 and reduction_factor >= 2")
+        return found
+
+
+@dataclass
 class GridSettings:
     """Grid-only settings: not part of any run's config, so they never change a run id."""
 
@@ -58,6 +88,7 @@ class GridSettings:
     # The job: its index into the launch's cells, written by the grid (one file each) before it launches.
     cell: Optional[int] = None
     cells_dir: Optional[str] = None
+    tuning: TuningSettings = field(default_factory=TuningSettings)
 
     def problems(self) -> list[str]:
         """Values the search or the plan cannot use (messages name the key, `grid.` included)."""
@@ -74,7 +105,7 @@ class GridSettings:
             found.append(f"grid.n_workers must be null or >= 1, got {self.n_workers}")
         if self.cell is not None and self.cell < 0:
             found.append(f"grid.cell must be null or >= 0, got {self.cell}")
-        return found
+        return found + self.tuning.problems()
 
 
 @dataclass

@@ -101,6 +101,11 @@ class DryRunner:
         return assumed
 
 
+def is_tuned(cfg: DictConfig) -> bool:
+    """Grid cells are tuned when the suite asks for trials; a recipe cell runs as published."""
+    return bool(cfg.grid.tuning.trials) and cfg.get("recipe") is None
+
+
 def search_cell(cfg: DictConfig, runner) -> int | None:
     """Run (or plan) the cell: the epochs to target, None when not reached."""
     max_epochs = int(cfg.task.epochs)
@@ -122,9 +127,10 @@ def search_cell(cfg: DictConfig, runner) -> int | None:
 
 
 def cell_record(cfg: DictConfig, runs: list[dict], epochs: int | None, error: str | None,
-                started: str, wall_s: float) -> dict:
+                started: str, wall_s: float, tuning: dict | None = None) -> dict:
     first = runs[0].get("status_dict", {}) if runs else {}
     return {"cell": cell_name(cfg), "task": cfg.task.name, "recipe": cfg.get("recipe"),
+            "tuned": tuning is not None, "tuning": tuning,
             "optimizer": cfg.optimizer.name, "schedule": cfg.schedule.name, "seed": int(cfg.seed),
             "budget_free": is_budget_free(cfg), "max_epochs": int(cfg.task.epochs), "lr": first.get("lr"),
             "status": "failed" if error else "ok", "error": error,
@@ -163,17 +169,22 @@ def run_cell_job(job_cfg: DictConfig) -> dict:
     """The Hydra task function. Never raises on a run's failure: it is recorded, the grid goes on."""
     cfg = load_cell(job_cfg)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-    clock, runner, error, epochs = time.perf_counter(), ProbeRunner(cfg), None, None
+    clock, runner, error, epochs, tuning = time.perf_counter(), ProbeRunner(cfg), None, None, None
     pin_worker(cfg)
     try:
-        epochs = search_cell(cfg, runner)
+        if is_tuned(cfg):  # the cell group's study first (shared by its seeds), then at its best values
+            from ..tuning import tune, tuned
+
+            tuning = tune(cfg)
+            runner.cfg = tuned(cfg, tuning)
+        epochs = search_cell(runner.cfg, runner)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 — OOM, divergence-turned-error, bad data: record, go on
         error = error_line(exc)
         if os.environ.get("ONECYCLE_GRID_TRACEBACK"):
             traceback.print_exc()
-    record = cell_record(cfg, runner.runs, epochs, error, started, time.perf_counter() - clock)
+    record = cell_record(cfg, runner.runs, epochs, error, started, time.perf_counter() - clock, tuning)
     try:
         records.write_json_atomic(cell_path(cfg), record)
     except (OSError, UserError) as exc:  # read-only or full: the summary will find the cell unrecorded

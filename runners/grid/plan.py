@@ -2,6 +2,8 @@
 done, what is left in epochs and, priced by measured or configured epoch times, in device hours."""
 from __future__ import annotations
 
+import json
+import random
 import statistics
 
 from omegaconf import DictConfig
@@ -9,8 +11,8 @@ from omegaconf import DictConfig
 from results import records
 
 from ..config import configured_lr
-from .cells import cell_name, run_config
-from .job import DryRunner, search_cell
+from .cells import cell_name, is_budget_free, run_config
+from .job import DryRunner, is_tuned, search_cell
 
 
 def planned_lr(run_cfg: DictConfig) -> tuple[float | None, str]:
@@ -25,10 +27,19 @@ def planned_lr(run_cfg: DictConfig) -> tuple[float | None, str]:
 
 
 def plan_cell(cfg: DictConfig) -> dict:
-    """The runs this cell will make and what is left, in epochs."""
+    """The runs this cell will make and what is left, in epochs. A tuned cell's runs are known once its
+    study has an outcome; until then they are all to do."""
+    pending = False
+    if is_tuned(cfg):
+        from ..tuning import outcome_path, tuned
+
+        path = outcome_path(cfg)
+        pending = not path.exists()
+        if not pending:
+            cfg = tuned(cfg, json.loads(path.read_text()))
     runner = DryRunner(cfg)
     search_cell(cfg, runner)
-    lr, origin = planned_lr(run_config(cfg))
+    lr, origin = (None, "tuning (to run)") if pending else planned_lr(run_config(cfg))
     probes = [{k: v for k, v in r.items() if k != "status_dict"} for r in runner.runs]
     return {"cell": cell_name(cfg), "task": cfg.task.name, "lr": lr, "lr_origin": origin,
             "probes": probes, "cost": sum(p["cost"] for p in probes)}
@@ -84,4 +95,57 @@ def format_plan(cells: list[DictConfig]) -> list[str]:
     if hours:
         priced = f" (no epoch time for {', '.join(unpriced)})" if unpriced else ""
         lines.append(f"estimated device time: {hours:.2f} h{priced}")
-    return lines
+    return lines + format_tuning(cells, sum(c for _, c in by_task.values()))
+
+
+def halving_epochs(budget: int, trials: int, min_resource: int, factor: int, orders: int = 500) -> float:
+    """Expected epochs of a study of `trials` sequential trials under Optuna's successive halving: at a rung
+    (min_resource x factor^k epochs) a trial goes on iff it ranks within the best max(1, n // factor) of
+    the n trials that have reached that rung so far. Trial quality is taken as a fixed random rank (the
+    same at every rung), averaged over `orders` seeded arrival orders: not the ideal 1-in-`factor`, which
+    small studies never reach (their first trials always go on)."""
+    rungs = []
+    while min_resource * factor ** len(rungs) < budget:
+        rungs.append(min_resource * factor ** len(rungs))
+    rng, total = random.Random(0), 0
+    for _ in range(orders):
+        ranks, reached = rng.sample(range(trials), trials), [[] for _ in rungs]
+        for rank in ranks:
+            stop = budget
+            for level, epoch in enumerate(rungs):
+                reached[level].append(rank)
+                keep = max(1, len(reached[level]) // factor)
+                if sorted(reached[level]).index(rank) >= keep:
+                    stop = epoch
+                    break
+            total += stop
+    return total / orders
+
+
+def format_tuning(cells: list[DictConfig], search_epochs: int) -> list[str]:
+    """The tuning's price, apart from the searches and seeds: per study (task, optimizer, schedule), its
+    trials at their budget (a budget-free trial assumed to stop at grid.assumed_fraction of it), with and
+    without successive halving; a study with a recorded outcome costs nothing more."""
+    from ..tuning import outcome_path, trial_budget
+
+    studies = {}
+    for cfg in cells:
+        if cfg.grid.tuning.trials and cfg.get("recipe") is None:
+            studies.setdefault((cfg.task.name, cfg.optimizer.name, cfg.schedule.name), cfg)
+    if not studies:
+        return ["tuning: off (grid.tuning.trials=0): every cell at the task's sourced LR and WD"]
+    plain = halved = 0.0
+    for cfg in studies.values():
+        if outcome_path(cfg).exists():
+            continue
+        settings, budget = cfg.grid.tuning, trial_budget(cfg)
+        if is_budget_free(cfg):
+            budget = max(1, round(cfg.grid.assumed_fraction * budget))
+        plain += settings.trials * budget
+        halved += halving_epochs(budget, settings.trials, settings.min_resource, settings.reduction_factor)
+    pruning = next(iter(studies.values())).grid.tuning.pruning
+    chosen = halved if pruning else plain
+    share = f", +{chosen / search_epochs:.0%} on the searches and seeds" if search_epochs else ""
+    return [f"tuning: {len(studies)} studies x {next(iter(studies.values())).grid.tuning.trials} trials: "
+            f"~{round(chosen)} epochs left ({'with' if pruning else 'without'} pruning{share}); "
+            f"~{round(plain)} without pruning, ~{round(halved)} with successive halving"]

@@ -5,6 +5,8 @@ detached between windows and reset each epoch. Loss = cross-entropy + AR (alpha 
 output) + TAR (beta * mean squared change of the last layer's output between steps, before dropout).
 Metrics: val_loss (mean token cross-entropy, nats), val_ppl = exp(val_loss), test_ppl, as awd-lstm-lm
 evaluates; and at the end of a run the blog's val_ppl_blog / test_ppl_blog (`blog_cross_entropy`).
+With task.split=validation (tuning trials) the validation set stays the evaluated part, as it is the
+claims' own metric, and every test-set metric is dropped: no model is ever scored on the test set.
 Where the blog's code (fastai 0.7, sgugger/Adam-experiments) and awd-lstm-lm differ, an option picks;
 its default is the blog's form and the *_reference recipes set awd-lstm-lm's.
 """
@@ -21,6 +23,7 @@ from torch import nn
 from results.errors import UserError
 
 from ..base import Task, TaskConf, at_least, one_of, probabilities
+from ..splits import metric_prefix
 from .awd_lstm import Dropouts, LMOutput, awd_lstm, detach_state
 from .cache import cache_cross_entropy
 from .data import LOADERS, Corpus, TextBatch, batchify, bptt_batches, load_wikitext2, with_pad_token
@@ -174,13 +177,20 @@ class LanguageModelTask(Task):
         device = torch.device(device)
         self.train_data = batchify(corpus.train, cfg.batch_size).to(device)
         self.valid_data = batchify(corpus.valid, cfg.eval_batch_size).to(device)
-        self.test_data = batchify(corpus.test, cfg.test_batch_size).to(device)
-        self.valid_ids, self.test_ids = corpus.valid.to(device), corpus.test.to(device)  # batch 1
-        if cfg.blog_eval_bptt <= 0:
-            self.final_metrics = ()
+        self.valid_ids = corpus.valid.to(device)  # batch 1
+        self.with_test = metric_prefix(cfg.split) == "test"  # split=validation: never score the test set
+        if self.with_test:
+            self.test_data = batchify(corpus.test, cfg.test_batch_size).to(device)
+            self.test_ids = corpus.test.to(device)
+        cache = ("val_cache_ppl", "test_cache_ppl") if cfg.cache_window > 0 else ()
+        finals = LanguageModelTask.final_metrics if cfg.blog_eval_bptt > 0 else ()
+        self.metrics = self.evaluated((*LanguageModelTask.metrics, *cache))
+        self.final_metrics = self.evaluated(finals)
         self._state = None  # the hidden state carried from one training window to the next
-        if cfg.cache_window > 0:
-            self.metrics = (*LanguageModelTask.metrics, "val_cache_ppl", "test_cache_ppl")
+
+    def evaluated(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """`names` less the test-set metrics when the test set is not scored (split=validation)."""
+        return tuple(n for n in names if self.with_test or not n.startswith("test_"))
 
     def build_model(self) -> nn.Module:
         return build_model(self.cfg, self.vocab_size)
@@ -199,12 +209,14 @@ class LanguageModelTask(Task):
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         val_loss = mean_cross_entropy(model, self.valid_data, self.cfg.bptt)
-        test_loss = mean_cross_entropy(model, self.test_data, self.cfg.bptt)
-        metrics = {"val_loss": val_loss, "val_ppl": math.exp(val_loss), "test_ppl": math.exp(test_loss)}
+        metrics = {"val_loss": val_loss, "val_ppl": math.exp(val_loss)}
+        if self.with_test:
+            metrics["test_ppl"] = math.exp(mean_cross_entropy(model, self.test_data, self.cfg.bptt))
         if self.cfg.cache_window > 0:
             cache = (self.cfg.bptt, self.cfg.cache_window, self.cfg.cache_theta, self.cfg.cache_lambda)
             metrics["val_cache_ppl"] = math.exp(cache_cross_entropy(model, self.valid_data, *cache))
-            metrics["test_cache_ppl"] = math.exp(cache_cross_entropy(model, self.test_data, *cache))
+            if self.with_test:
+                metrics["test_cache_ppl"] = math.exp(cache_cross_entropy(model, self.test_data, *cache))
         return metrics
 
     def evaluate_final(self, model: nn.Module) -> dict[str, float]:
@@ -212,8 +224,10 @@ class LanguageModelTask(Task):
         if not self.final_metrics:
             return {}
         bptt = self.cfg.blog_eval_bptt
-        return {"val_ppl_blog": math.exp(blog_cross_entropy(model, self.valid_ids, bptt)),
-                "test_ppl_blog": math.exp(blog_cross_entropy(model, self.test_ids, bptt))}
+        out = {"val_ppl_blog": math.exp(blog_cross_entropy(model, self.valid_ids, bptt))}
+        if self.with_test:
+            out["test_ppl_blog"] = math.exp(blog_cross_entropy(model, self.test_ids, bptt))
+        return out
 
 
 class WikiText2LM(LanguageModelTask):

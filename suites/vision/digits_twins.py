@@ -24,8 +24,8 @@ from torch import nn
 from results.errors import UserError
 
 from ..base import TaskConf, at_least, one_of, probabilities
-from ..digits import (SmallResNet, digit_classes_problems, digits_resident, digits_shift,
-                      digits_split_problems, load_digits_split)
+from ..digits import (SmallResNet, digit_classes_problems, digits_eval_split, digits_resident, digits_shift,
+                      digits_split_problems)
 from .resident import ResidentImages
 from .resnet_head import BodyHead, fastai_head
 from .tasks import TTA_MODES, ResidentCropFlipTask
@@ -53,9 +53,9 @@ class DigitsWRNConf(TaskConf):
 class DigitsWRN(ResidentCropFlipTask):
     def __init__(self, cfg, device="cpu"):
         self.cfg = cfg
-        x_tr, y_tr, x_te, y_te = load_digits_split(cfg.test_size, cfg.split_seed)
-        super().__init__(digits_resident(x_tr, y_tr, x_tr, device), digits_resident(x_te, y_te, x_tr, device),
-                         digits_shift(cfg.shift), cfg.batch_size, cfg.eval_batch_size, cfg.tta)
+        x_tr, y_tr, x_ev, y_ev, x_all = digits_eval_split(cfg.split, cfg.test_size, cfg.split_seed)
+        super().__init__(digits_resident(x_tr, y_tr, x_all, device), digits_resident(x_ev, y_ev, x_all, device),
+                         digits_shift(cfg.shift), cfg.batch_size, cfg.eval_batch_size, cfg.tta, cfg.split)
 
     def build_model(self) -> nn.Module:
         c = self.cfg
@@ -71,12 +71,14 @@ def select_classes(x: np.ndarray, y: np.ndarray, classes) -> tuple[np.ndarray, n
 
 
 def class_subset(cfg, classes, device) -> tuple[ResidentImages, ResidentImages]:
-    """Train and test images of `classes`, normalised with the statistics of all training digits, so
-    pre-training and fine-tuning see one normalisation (as Cars uses ImageNet's)."""
-    x_all, y_all, x_te, y_te = load_digits_split(cfg.test_size, cfg.split_seed)
-    x_tr, y_tr = select_classes(x_all, y_all, list(classes))
-    x_te, y_te = select_classes(x_te, y_te, list(classes))
-    return digits_resident(x_tr, y_tr, x_all, device), digits_resident(x_te, y_te, x_all, device)
+    """Train and evaluated images of `classes`, normalised with the statistics of all training digits, so
+    pre-training and fine-tuning see one normalisation (as Cars uses ImageNet's). With split=validation
+    the held-out part is cut from all ten digits before the classes are taken: stratified, so each class
+    keeps its 10%."""
+    x_tr, y_tr, x_ev, y_ev, x_all = digits_eval_split(cfg.split, cfg.test_size, cfg.split_seed)
+    x_tr, y_tr = select_classes(x_tr, y_tr, list(classes))
+    x_ev, y_ev = select_classes(x_ev, y_ev, list(classes))
+    return digits_resident(x_tr, y_tr, x_all, device), digits_resident(x_ev, y_ev, x_all, device)
 
 
 @dataclass
@@ -102,7 +104,7 @@ class DigitsPretrain(ResidentCropFlipTask):
     def __init__(self, cfg, device="cpu"):
         self.cfg = cfg
         super().__init__(*class_subset(cfg, cfg.classes, device), digits_shift(cfg.shift), cfg.batch_size,
-                         cfg.eval_batch_size, "off")
+                         cfg.eval_batch_size, "off", cfg.split)
 
     def build_model(self) -> nn.Module:
         return SmallResNet(self.cfg.width, self.cfg.blocks, classes=len(self.cfg.classes))
@@ -158,7 +160,7 @@ class DigitsFinetune(ResidentCropFlipTask):
                             "task.pretrain run, which `python -m runners.train` trains or finds first")
         self.pretrained = torch.load(cfg.pretrained_path, map_location="cpu", weights_only=True)["model"]
         super().__init__(*class_subset(cfg, cfg.finetune_classes, device), digits_shift(cfg.shift),
-                         cfg.batch_size, cfg.eval_batch_size, cfg.tta)
+                         cfg.batch_size, cfg.eval_batch_size, cfg.tta, cfg.split)
 
     def build_model(self) -> nn.Module:
         c = self.cfg

@@ -16,6 +16,7 @@ from torch import nn
 from results.errors import UserError
 
 from ..base import Task, TaskConf, at_least, one_of, optional_at_least, probabilities
+from ..splits import evaluation_split, metric_prefix
 from .cars import LAYOUTS, load_cars
 from .cifar import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
 from .paths import cache_root, data_root
@@ -38,14 +39,17 @@ def check_choice(key: str, value: str, choices) -> None:
 class ViewClassification(Task):
     """Evaluation shared by the vision tasks: accuracy/loss of the plain view and, with `tta`, of
     softmax probabilities averaged over the plain view and flipped (`flip`) or 4 train-augmented
-    (`fastai`, as the blog's learn.TTA()) views."""
+    (`fastai`, as the blog's learn.TTA()) views. Named test_* on the test set, val_* on the held-out
+    validation part (`split`, suites/splits.py)."""
 
-    def __init__(self, tta: str):
+    def __init__(self, tta: str, split: str = "test"):
         check_choice("tta", tta, TTA_MODES)
-        self.tta = tta
-        self.metrics = ("test_acc", "test_loss") + (("test_acc_tta", "test_loss_tta") if tta != "off" else ())
+        self.tta, self.prefix = tta, metric_prefix(split)
+        names = ("acc", "loss") + (("acc_tta", "loss_tta") if tta != "off" else ())
+        self.metrics = tuple(f"{self.prefix}_{n}" for n in names)
 
-    # Subclasses give the test views (sized iterables of (x, y) in one fixed image order) and labels.
+    # Subclasses give the evaluated views (sized iterables of (x, y) in one fixed image order) and labels:
+    # "test" is whichever part `evaluate` scores, the test set or the held-out validation part.
     def plain_view(self, flip: bool = False): raise NotImplementedError
 
     def augmented_view(self, generator: torch.Generator): raise NotImplementedError
@@ -59,7 +63,7 @@ class ViewClassification(Task):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         probs = mean_probabilities(model, [self.plain_view()])
         acc, loss = accuracy_and_loss(probs, self.test_labels)
-        out = {"test_acc": acc, "test_loss": loss}
+        out = {f"{self.prefix}_acc": acc, f"{self.prefix}_loss": loss}
         if self.tta == "off":
             return out
         if self.tta == "flip":
@@ -68,16 +72,17 @@ class ViewClassification(Task):
             generator = torch.Generator().manual_seed(TTA_SEED)
             extra = [self.augmented_view(generator) for _ in range(TTA_AUGMENTED)]
         averaged = (probs + mean_probabilities(model, extra) * len(extra)) / (1 + len(extra))
-        out["test_acc_tta"], out["test_loss_tta"] = accuracy_and_loss(averaged, self.test_labels)
+        acc, loss = accuracy_and_loss(averaged, self.test_labels)
+        out.update({f"{self.prefix}_acc_tta": acc, f"{self.prefix}_loss_tta": loss})
         return out
 
 
 class ResidentCropFlipTask(ViewClassification):
-    """Train/test uint8 tensors resident on the device; crop/flip augmentation per batch."""
+    """Train/evaluated uint8 tensors resident on the device; crop/flip augmentation per batch."""
 
     def __init__(self, train: ResidentImages, test: ResidentImages, aug: CropFlip, batch_size: int,
-                 eval_batch_size: int, tta: str):
-        super().__init__(tta)
+                 eval_batch_size: int, tta: str, split: str = "test"):
+        super().__init__(tta, split)
         self.train, self.test, self.aug = train, test, aug
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.test_labels = test.labels
@@ -131,10 +136,13 @@ class Cifar10WRN(ResidentCropFlipTask):
         check_choice("identity", cfg.identity, IDENTITY_MODES)
         check_choice("bn_init", cfg.bn_init, BN_INITS)
         x_tr, y_tr, x_te, y_te = load_cifar10(data_root(cfg.data_dir), cfg.download, cfg.verify_md5, cfg.subset)
+        # split=validation: 45k / 5k, the last 5k of a permutation seeded 0 (suites/splits.py). The
+        # published normalisation stays (its stats are of all 50k: two numbers per channel, no labels).
+        (x_tr, y_tr), (x_te, y_te) = evaluation_split(cfg.split, (x_tr, y_tr), (x_te, y_te), stratified=False)
         super().__init__(ResidentImages(x_tr, y_tr, CIFAR10_MEAN, CIFAR10_STD, device),
                          ResidentImages(x_te, y_te, CIFAR10_MEAN, CIFAR10_STD, device),
                          CropFlip(cfg.pad, cfg.flip, cfg.pad_mode, cfg.crop_offsets), cfg.batch_size,
-                         cfg.eval_batch_size, cfg.tta)
+                         cfg.eval_batch_size, cfg.tta, cfg.split)
 
     def build_model(self) -> nn.Module:
         c = self.cfg
@@ -181,10 +189,12 @@ class CarsResNet50(ViewClassification):
     def __init__(self, cfg, device="cpu"):
         self.cfg, self.device = cfg, torch.device(device)
         check_choice("layout", cfg.layout, LAYOUTS)
-        super().__init__(cfg.tta)
+        super().__init__(cfg.tta, cfg.split)
         splits = load_cars(data_root(cfg.data_dir), cfg.layout, tuple(cfg.cache_hw), cache_root(cfg.cache_dir),
                            self.device, cfg.subset)
-        self.train, self.test = (CachedImages(*splits[k], self.device) for k in ("train", "test"))
+        # split=validation: a stratified 10% of the training half, seed 0 (suites/splits.py).
+        train, test = evaluation_split(cfg.split, splits["train"], splits["test"], stratified=True)
+        self.train, self.test = CachedImages(*train, self.device), CachedImages(*test, self.device)
         top = int(max(self.train.labels.max(), self.test.labels.max()))
         if top >= cfg.classes:
             raise UserError(f"Stanford Cars labels reach {top}, but task.classes={cfg.classes}")

@@ -1,0 +1,126 @@
+"""The second verdict per claim, "against tuned baselines": tuned AdamW + 1cycle against tuned SGD + the
+reference schedule, two grid cells of the claim's task (or of each mini twin) whose cell records say they
+ran tuned — judged by the as-published rules (A)(B)(C) of report/claims.py (`decide`), on the same
+bootstrap and epochs-to-target machinery. Plus, per task, which tuned cell is the fastest.
+
+Only the runs the tuned cell records name are read (Analysis.tuned), so an older untuned run of the same
+cell never enters. A twin IS judged here: both cells had the same tuning, so the comparison is fair.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from .analysis import BASELINE, CLAIM_CELL, Analysis, Cell
+from .claims import ClaimRow, decide, load_claims
+from .ett import fmt_cell, fmt_speed_up, speed_up
+from .tuning import NOT_TUNED
+
+# Worst to best (the gate ranks them).
+TUNED_VERDICTS = (NOT_TUNED, "not run", "not reproduced", "partly", "reproduced")
+
+TUNED_RULE = (
+    "Against tuned baselines: each row compares two grid cells of the task, each tuned by the same "
+    "protocol (the tuning table below: the same search space rule, number of trials, sampler and budget "
+    "per cell, scored on the validation split) and then run on the full training set at its tuned LR and "
+    "weight decay, seeds and budget search as every grid cell: AdamW + 1cycle against SGD + the reference "
+    "schedule. Same rules as above: (A) within budget: at least {share:.0%} of the AdamW + 1cycle seeds "
+    "reach the target within the claim's published budget (its first published run's epochs; a mini twin, "
+    "which has no published figure: its task's budget); (B) faster: the 95% interval of the speed-up "
+    "(tuned SGD's median epochs-to-target ÷ tuned AdamW + 1cycle's, exact bootstrap) lies above 1; (C) as "
+    "much faster: the speed-up is at least the claimed one (previous ÷ published epochs), not judged where "
+    "the claim has no published baseline. A mini twin is judged here (both cells tuned alike: a fair "
+    "comparison), its row marked 'mini twin'. '" + NOT_TUNED + "': the grid ran no tuning, its cells use "
+    "the task's sourced LR and WD, so there is no tuned baseline to judge against."
+)
+
+
+@dataclass
+class TunedRow(ClaimRow):
+    budget: int = 0  # the budget (A) is judged within
+
+    @property
+    def id(self) -> str:
+        return f"tuned/{self.claim['id']}" + (f"/{self.task}" if self.twin else "")
+
+
+def _tuned_values(analysis: Analysis, cell: Cell) -> str:
+    outcome = analysis.tuning.outcomes.get((cell.task, cell.optimizer, cell.schedule)) or {}
+    if "lr" not in outcome:
+        return ""
+    return f" (lr {float(outcome['lr']):.3g}, wd {float(outcome['weight_decay']):.3g})"
+
+
+def _judge_tuned(claim: dict, analysis: Analysis, task: str, twin: bool, share: float) -> TunedRow:
+    cell, base = analysis.tuned.get((task, *CLAIM_CELL)), analysis.tuned.get((task, *BASELINE))
+    published_epochs = int(claim["published"][0]["epochs"])
+    budget = analysis.max_epochs.get(task, published_epochs) if twin else published_epochs
+    where = f"measured on {task}, a mini twin of claim {claim['id']}: " if twin else ""
+    row = partial(TunedRow, claim, None, task, twin, budget=budget)
+    if not any(key[0] == task for key in analysis.tuning.tuned_keys()):
+        return row(NOT_TUNED, f"{where}no cell of {task} ran tuned (its cells use the sourced LR and WD)",
+                   "no tuned baseline to judge against")
+    if cell is None or base is None:
+        names = [" · ".join(k) for k, c in ((CLAIM_CELL, cell), (BASELINE, base)) if c is None]
+        return row("not run", f"{where}no counted tuned run of {' and '.join(names)}",
+                   "needs counted tuned runs of both cells", [c for c in (cell, base) if c])
+    sp = speed_up(list(cell.seeds.values()), list(base.seeds.values()))
+    claimed = float(claim["previous_epochs"]) / published_epochs
+    verdict, reasons = decide(cell, budget, share, claimed, sp, bool(claim["baseline"].get("published", True)))
+    parts = [f"tuned {cell.label}{_tuned_values(analysis, cell)}: {fmt_cell(cell.summary)}",
+             f"tuned {base.label}{_tuned_values(analysis, base)}: {fmt_cell(base.summary)}",
+             f"speed-up {fmt_speed_up(sp)}"]
+    return row(verdict, where + " | ".join(parts), reasons, [cell, base])
+
+
+def tuned_rows(analysis: Analysis, claims: dict | None = None) -> list[TunedRow]:
+    """One row per claim measured on its full task, one per mini twin that ran; 'not run' when neither."""
+    claims = claims or load_claims()
+    share = float(claims.get("seeds_share", 0.66))
+    rows = []
+    for claim in claims["claims"]:
+        tasks = [(claim["task"], False)] + [(t, True) for t in claim.get("twins", [])]
+        ran = [(t, twin) for t, twin in tasks if analysis.task_cells(t)]
+        if not ran:
+            rows.append(TunedRow(claim, None, claim["task"], False, "not run",
+                                 "no grid cell of the task or of a twin counted", "needs counted grid runs"))
+        rows += [_judge_tuned(claim, analysis, task, twin, share) for task, twin in ran]
+    return rows
+
+
+def tuned_judged_text(row: TunedRow) -> str:
+    if not row.judged:
+        return "none"
+    return " vs ".join(f"{c.task} tuned {c.label} ({c.summary.seeds} seeds, {c.summary.probes} runs)"
+                       for c in row.judged)
+
+
+def tuned_rule_text(claims: dict | None = None) -> str:
+    claims = claims or load_claims()
+    return TUNED_RULE.format(share=float(claims.get("seeds_share", 0.66)))
+
+
+def _speed_key(cell: Cell) -> tuple:
+    # An undefined median (fewer than half the seeds reached) is slower than any defined one.
+    return (cell.summary.median is None, cell.summary.median_or_budget)
+
+
+def fastest_answer(cells: list[Cell]) -> str:
+    """Is AdamW + 1cycle the fastest of the tuned cells (`cells`, fastest first)?"""
+    if not cells:
+        return NOT_TUNED
+    claim = next((c for c in cells if (c.optimizer, c.schedule) == CLAIM_CELL), None)
+    if claim is None:
+        return f"no counted tuned {' · '.join(CLAIM_CELL)} cell"
+    if cells[0].summary.median is None:
+        return "no tuned cell has a median (fewer than half the seeds reached the target in each)"
+    ties = [c.label for c in cells if c is not claim and _speed_key(c) == _speed_key(claim)]
+    if _speed_key(claim) != _speed_key(cells[0]):
+        return f"no: {cells[0].label} is faster"
+    return "yes" + (f", tied with {', '.join(ties)}" if ties else "")
+
+
+def tuned_task_cells(analysis: Analysis, task: str) -> list[Cell]:
+    """The task's tuned cells, fastest (lowest median epochs-to-target) first."""
+    cells = [c for key, c in analysis.tuned.items() if key[0] == task]
+    return sorted(cells, key=lambda c: (*_speed_key(c), c.label))

@@ -1,0 +1,155 @@
+"""A suite's tuning records, read as recorded: the grid's tuning outcome per cell group
+(`grids/<suite>/tuning/<task>__<optimizer>__<schedule>.json`), its trials (ordinary runs under
+`runs/<suite>-tuning/`) and its cell records (`grids/<suite>/cells/*.json`, which say whether a cell
+ran tuned and which runs it made).
+
+The report never re-selects: the tuned values are the outcome files' and a trial's score is the `score`
+its status.json recorded (lower is better). A trial's test metrics are never read, so nothing the test
+set says can move what is shown. Records that cannot be trusted are listed, never counted.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from results.records import CorruptRecord, iter_run_dirs, load_run
+
+from .load import Problem
+
+TRIAL_STATES = ("completed", "diverged", "pruned")  # final; a pruned trial is shown as pruned, never scored
+TRIAL_KEYS = ("task", "optimizer", "schedule", "trial")
+OUTCOME_KEYS = ("task", "optimizer", "schedule", "lr", "weight_decay")
+NOT_TUNED = "not tuned (grid.tuning.trials=0)"
+
+CellKey = tuple[str, str, str]  # (task, optimizer, schedule)
+
+
+def tuning_suite(suite: str) -> str:
+    """The suite the trials of `suite` are recorded under (runs/<suite>-tuning/)."""
+    return f"{suite}-tuning"
+
+
+@dataclass
+class Trial:
+    """One finished trial of a study, as its status.json records it."""
+
+    path: Path
+    task: str
+    optimizer: str
+    schedule: str
+    trial: int
+    lr: float | None
+    weight_decay: float | None
+    state: str  # completed | diverged | pruned
+    score: float | None  # the recorded score (lower is better); None: not scored
+    epochs_done: int
+    split: str
+
+    @property
+    def key(self) -> CellKey:
+        return (self.task, self.optimizer, self.schedule)
+
+
+@dataclass
+class TuningRecords:
+    outcomes: dict[CellKey, dict] = field(default_factory=dict)
+    trials: list[Trial] = field(default_factory=list)
+    cells: list[dict] = field(default_factory=list)  # grid cell records (recipe cells left out)
+    problems: list[Problem] = field(default_factory=list)  # trial dirs and files not counted
+    trial_dirs: int = 0
+
+    def study(self, key: CellKey) -> list[Trial]:
+        return sorted((t for t in self.trials if t.key == key), key=lambda t: t.trial)
+
+    def tuned_run_ids(self, key: CellKey) -> set[str]:
+        """The runs the grid made for a cell while tuned (its cell records say so), every seed."""
+        return {str(p["run_id"]) for rec in self.cells if rec.get("tuned") is True and _key(rec) == key
+                for p in rec.get("probes") or [] if p.get("run_id")}
+
+    def tuned_keys(self) -> list[CellKey]:
+        return sorted({_key(rec) for rec in self.cells if rec.get("tuned") is True})
+
+    @property
+    def any(self) -> bool:
+        return bool(self.outcomes or self.trials or self.tuned_keys())
+
+
+def _key(record: dict) -> CellKey:
+    return (str(record.get("task")), str(record.get("optimizer")), str(record.get("schedule")))
+
+
+def _number(value) -> float | None:
+    """A recorded float, or None where missing or not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _trial(status: dict, path: Path) -> Trial | Problem:
+    missing = [k for k in TRIAL_KEYS if k not in status]
+    if missing:
+        return Problem(path, "corrupt", f"status.json lacks {', '.join(missing)}")
+    if not isinstance(status["trial"], int) or isinstance(status["trial"], bool):
+        return Problem(path, "corrupt", f"not a trial (trial: {status['trial']!r})")
+    state = status["status"]
+    if state == "failed":
+        return Problem(path, "failed", str(status.get("error") or "failed without an error message"))
+    if state not in TRIAL_STATES:
+        return Problem(path, "incomplete", f"status {state!r} ({status.get('epochs_done', 0)} epochs recorded)")
+    lr = status.get("lr")
+    return Trial(path, str(status["task"]), str(status["optimizer"]), str(status["schedule"]),
+                 int(status["trial"]), _number(lr.get("value") if isinstance(lr, dict) else lr),
+                 _number(status.get("weight_decay")), state,
+                 None if state == "pruned" else _number(status.get("score")),
+                 int(status.get("epochs_done") or 0), str(status.get("split") or "unknown"))
+
+
+def load_trials(results_dir: str | os.PathLike, suite: str) -> tuple[list[Trial], list[Problem], int]:
+    """Every trial dir of the suite's tuning: (trials counted, problems, dirs seen)."""
+    dirs = iter_run_dirs(results_dir, tuning_suite(suite))
+    trials, problems = [], []
+    for path in dirs:
+        try:
+            found = _trial(load_run(path).status, path)
+        except CorruptRecord as exc:
+            found = Problem(path, "corrupt", str(exc))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
+            found = Problem(path, "corrupt", f"unreadable field: {type(exc).__name__}: {exc}")
+        (problems if isinstance(found, Problem) else trials).append(found)
+    return trials, problems, len(dirs)
+
+
+def _json_files(folder: Path, problems: list[Problem]) -> list[tuple[Path, dict]]:
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            problems.append(Problem(path, "corrupt", f"unreadable: {exc}"))
+            continue
+        out.append((path, data))
+    return out
+
+
+def load_outcomes(grid_dir: Path, problems: list[Problem]) -> dict[CellKey, dict]:
+    outcomes = {}
+    for path, data in _json_files(grid_dir / "tuning", problems):
+        missing = [k for k in OUTCOME_KEYS if k not in data]
+        if missing:
+            problems.append(Problem(path, "corrupt", f"tuning outcome lacks {', '.join(missing)}"))
+            continue
+        outcomes[_key(data)] = data
+    return outcomes
+
+
+def load_tuning(suite: str, results_dir: str | os.PathLike = "results") -> TuningRecords:
+    grid_dir = Path(results_dir) / "grids" / suite
+    trials, problems, dirs = load_trials(results_dir, suite)
+    outcomes = load_outcomes(grid_dir, problems)
+    cells = [rec for _, rec in _json_files(grid_dir / "cells", problems) if not rec.get("recipe")]
+    return TuningRecords(outcomes, trials, cells, problems, dirs)
