@@ -228,4 +228,4 @@ def test_tuned_cells_run_their_seeds_at_the_studys_best_values(tmp_path):
     assert len(trials) == 4 and {t["split"] for t in trials} == {"validation"}
     assert {t["target"]["metric"] for t in trials} == {"val_acc"} and all(t["score"] is not None for t in trials)
     again = run("plan=true")
-    assert "~0 epochs left (without pruning" in again.stdout and "tuning (to run)" not in again.stdout
+    assert "trials: ~0 epochs left (with" in again.stdout and "tuning (to run)" not in again.stdout
