@@ -147,8 +147,13 @@ def judged_text(row: ClaimRow) -> str:
         return f"none: {row.task} is a mini twin (claim's shape, not its figure)"
     if not row.judged:
         return "none counted"
-    return " vs ".join(f"{c.task} {c.label} ({c.summary.seeds} seeds, {c.summary.probes} runs)"
-                       for c in row.judged)
+    return cells_text(row.judged)
+
+
+def cells_text(cells, tag: str = "") -> str:
+    """The cells a verdict read, each with its seeds and runs: 'task [tag ]label (n seeds, m runs) vs …'."""
+    return " vs ".join(f"{c.task} {tag}{c.label} ({c.summary.seeds} seeds, {c.summary.probes} runs)"
+                       for c in cells)
 
 
 def rule_text(claims: dict | None = None) -> str:

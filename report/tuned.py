@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from .analysis import BASELINE, CLAIM_CELL, Analysis, Cell
-from .claims import ClaimRow, decide, load_claims
+from .claims import ClaimRow, cells_text, decide, load_claims
 from .ett import fmt_cell, fmt_speed_up, speed_up
 from .tuning import NOT_TUNED
 
@@ -89,10 +89,7 @@ def tuned_rows(analysis: Analysis, claims: dict | None = None) -> list[TunedRow]
 
 
 def tuned_judged_text(row: TunedRow) -> str:
-    if not row.judged:
-        return "none"
-    return " vs ".join(f"{c.task} tuned {c.label} ({c.summary.seeds} seeds, {c.summary.probes} runs)"
-                       for c in row.judged)
+    return cells_text(row.judged, tag="tuned ") if row.judged else "none"
 
 
 def tuned_rule_text(claims: dict | None = None) -> str:

@@ -53,8 +53,9 @@ def storage(cfg: DictConfig):
     be trusted (NFS, SLURM); or a database URL."""
     setting, base = cfg.grid.tuning.storage, tuning_dir(cfg)
     base.mkdir(parents=True, exist_ok=True)
-    if setting is None:
-        return f"sqlite:///{(base / f'{cfg.suite}.db').resolve()}"
+    if setting is None:  # wait for a busy database rather than fail (several workers write one file)
+        return optuna.storages.RDBStorage(f"sqlite:///{(base / f'{cfg.suite}.db').resolve()}",
+                                          engine_kwargs={"connect_args": {"timeout": 120}})
     if setting == "journal":
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -71,8 +72,12 @@ def open_study(cfg: DictConfig) -> optuna.Study:
     pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=int(settings.min_resource),
                                                      reduction_factor=int(settings.reduction_factor))
               if settings.pruning else optuna.pruners.NopPruner())
-    return optuna.create_study(study_name=study_name(cfg), storage=storage(cfg), sampler=sampler,
-                               pruner=pruner, direction="minimize", load_if_exists=True)
+    # The first workers of a suite would race to create the storage's tables: one at a time.
+    lock = tuning_dir(cfg) / "locks" / f"{cfg.suite}.storage.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(lock):
+        return optuna.create_study(study_name=study_name(cfg), storage=storage(cfg), sampler=sampler,
+                                   pruner=pruner, direction="minimize", load_if_exists=True)
 
 
 def search_space(cfg: DictConfig) -> dict:
