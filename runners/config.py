@@ -16,7 +16,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from results import records
 from results.errors import UserError
 
-from .checks import (WD_MODES, device_problems, optimizer_class_problems, optimizer_problems, run_problems,
+from .checks import (device_problems, optimizer_class_problems, optimizer_problems, run_problems,
                      schedule_problems, task_problems)
 
 

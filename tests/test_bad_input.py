@@ -4,7 +4,6 @@ cell before any trains. Mostly in-process (the entry points' own `main`), plus o
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
 
 from results import records
 from results.tuning import trial_score
