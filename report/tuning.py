@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from results.records import CorruptRecord, iter_run_dirs, load_run
+from results.tuning import trial_suite
 
 from .load import Problem
 
@@ -25,11 +26,6 @@ OUTCOME_KEYS = ("task", "optimizer", "schedule", "lr", "weight_decay")
 NOT_TUNED = "not tuned (grid.tuning.trials=0)"
 
 CellKey = tuple[str, str, str]  # (task, optimizer, schedule)
-
-
-def tuning_suite(suite: str) -> str:
-    """The suite the trials of `suite` are recorded under (runs/<suite>-tuning/)."""
-    return f"{suite}-tuning"
 
 
 @dataclass
@@ -109,7 +105,7 @@ def _trial(status: dict, path: Path) -> Trial | Problem:
 
 def load_trials(results_dir: str | os.PathLike, suite: str) -> tuple[list[Trial], list[Problem], int]:
     """Every trial dir of the suite's tuning: (trials counted, problems, dirs seen)."""
-    dirs = iter_run_dirs(results_dir, tuning_suite(suite))
+    dirs = iter_run_dirs(results_dir, trial_suite(suite))
     trials, problems = [], []
     for path in dirs:
         try:

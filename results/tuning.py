@@ -15,6 +15,12 @@ from typing import Mapping
 from .targets import Target
 
 
+def trial_suite(suite: str) -> str:
+    """The suite a suite's tuning trials are recorded under (runs/<suite>-tuning/): apart from its
+    grid's runs, which its report counts."""
+    return f"{suite}-tuning"
+
+
 def badness(final: float | None, target: Target) -> float:
     """In (0, 1], increasing as `final` moves away from the target's good side; 1 for no finite value.
     x / (x + value) is monotone for positive metrics (accuracies, perplexities, losses)."""

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from results import records
 from results.errors import UserError
 from results.targets import Target
+from results.tuning import trial_suite
 
 from .config import configured_lr, configured_wd, run_path
 from .grid.cells import is_budget_free, run_config
@@ -109,7 +110,7 @@ def trial_config(cfg: DictConfig, params: dict, number: int) -> DictConfig:
     """A trial's run: the cell's config on the validation split at the trial's LR and WD and budget."""
     target = Target.from_mapping(cfg.task.target).on_validation()
     run = run_config(cfg, epochs=trial_budget(cfg), stop_at_target=is_budget_free(cfg),
-                     seed=int(cfg.grid.tuning.seed), suite=f"{cfg.suite}-tuning", tuning_trial=number)
+                     seed=int(cfg.grid.tuning.seed), suite=trial_suite(cfg.suite), tuning_trial=number)
     OmegaConf.update(run, "task.split", "validation")
     OmegaConf.update(run, "task.target.metric", target.metric)
     OmegaConf.update(run, "optimizer.lr", float(params["lr"]))
@@ -210,7 +211,7 @@ def write_outcome(cfg: DictConfig, study: optuna.Study, space: dict) -> dict:
     best = min(complete, key=lambda t: (t.value, t.number))
     cost = 0
     for t in trials:
-        path = records.run_dir(cfg.results_dir, f"{cfg.suite}-tuning", t.user_attrs.get("run_id", ""))
+        path = records.run_dir(cfg.results_dir, trial_suite(cfg.suite), t.user_attrs.get("run_id", ""))
         cost += int((records.read_status(path / records.STATUS_FILE) or {}).get("epochs_done") or 0)
     settings = cfg.grid.tuning
     outcome = {"study": study_name(cfg), "task": cfg.task.name, "optimizer": cfg.optimizer.name,
