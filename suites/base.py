@@ -4,8 +4,10 @@ this module; it imports neither, so a task never knows which optimizer trains it
 from __future__ import annotations
 
 import math
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ContextManager, Dict, List, Protocol, Sized, runtime_checkable
 
 import torch
@@ -15,6 +17,27 @@ from torch import nn
 from results.targets import Target
 
 from .splits import SPLITS
+
+
+# --- Data on disk: where tasks read it, and what `make data` (suites/data) fetches for them.
+
+DATA_ENV = "ONECYCLE_DATA"  # a shared data directory for every task
+
+
+def data_root(configured: str | None) -> Path:
+    """`task.data_dir` when set, else $ONECYCLE_DATA, else ./data."""
+    return Path(configured or os.environ.get(DATA_ENV) or "data").expanduser()
+
+
+@dataclass(frozen=True)
+class DataNeed:
+    """Something a task reads from disk and `make data` can fetch: an item of suites.data's registry
+    (`cifar10`, `wikitext2`, `stanford_cars`, `weights:<arch>/<weights>`), the path the task reads it
+    at, and whether its checksums or counts are verified (a task may read files that cannot match them)."""
+
+    item: str
+    path: Path
+    verify: bool = True
 
 
 # --- Config schema (Hydra ConfigStore): an unknown key or a wrong type fails at compose time. The run id
@@ -68,6 +91,10 @@ class TaskConf:
     # training set and evaluate on it only, metrics named val_* (suites/splits.py; tuning trials).
     split: str = "test"
     stages: List[StageConf] = field(default_factory=list)  # empty: one stage, nothing frozen
+
+    def data_needs(self) -> list[DataNeed]:
+        """What this task reads from disk that `make data` fetches (none: generated or bundled data)."""
+        return []
 
     def problems(self) -> list[str]:
         """The values this task cannot run with, one message each, keys relative to the task node

@@ -135,7 +135,7 @@ def cifar_task(tmp_path, **overrides) -> Cifar10WRN:
     yaml = OmegaConf.load(CONF / "cifar10_wrn22.yaml")
     yaml.pop("defaults")
     cfg = OmegaConf.merge(OmegaConf.structured(Cifar10WRNConf), yaml,
-                          {"data_dir": str(tmp_path), "download": False, "verify_md5": False, **overrides})
+                          {"data_dir": str(tmp_path), "verify_md5": False, **overrides})
     return Cifar10WRN(cfg)
 
 
@@ -166,7 +166,6 @@ def test_cifar_crop_offsets_are_fastai_0_7s_0_to_7(tmp_path):
 def test_bad_identity_or_crop_offsets_is_one_clear_error(tmp_path):
     for key in ("identity", "crop_offsets", "bn_init"):
         with pytest.raises(UserError, match=f"task.{key} must be one of"):
-            Cifar10WRN(OmegaConf.structured(Cifar10WRNConf(data_dir=str(tmp_path), download=False,
-                                                           **{key: "other"})))
+            Cifar10WRN(OmegaConf.structured(Cifar10WRNConf(data_dir=str(tmp_path), **{key: "other"})))
     with pytest.raises(ValueError, match="offsets must be one of"):
         CropFlip(offsets="wide")

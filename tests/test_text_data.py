@@ -1,6 +1,4 @@
-"""WikiText loading (local layout, offline hub), tokenisation and awd-lstm-lm batching."""
-import time
-
+"""WikiText loading (local layout, default directory), tokenisation and awd-lstm-lm batching."""
 import pytest
 import torch
 
@@ -55,16 +53,14 @@ def test_missing_files_say_where_to_put_them(tmp_path):
     assert "wiki.test.tokens" in message and "task.data_dir" in message and WIKITEXT_ENV in message
 
 
-def test_offline_hub_fails_fast_with_the_message(tmp_path, monkeypatch):
-    import datasets  # noqa: F401  (imported first: the limit is on the loader, not on the import)
-
+def test_default_directory_is_under_the_data_root_where_make_data_puts_it(tmp_path, monkeypatch):
     monkeypatch.delenv(WIKITEXT_ENV, raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    started = time.perf_counter()
+    monkeypatch.setenv("ONECYCLE_DATA", str(tmp_path))
     with pytest.raises(DatasetMissing) as err:
-        load_wikitext2(None, cache_dir=str(tmp_path / "empty-cache"))
-    assert time.perf_counter() - started < 1.0
-    assert "no network" in str(err.value) and WIKITEXT_ENV in str(err.value)
+        load_wikitext2(None)
+    assert str(tmp_path / "wikitext-2") in str(err.value) and "make data TASKS=awd_lstm_wt2" in str(err.value)
+    write_wikitext(tmp_path / "wikitext-2")
+    assert load_wikitext2(None).train.numel() == sum(len(line.split()) + 1 for line in TRAIN)
 
 
 def test_batchify_cuts_the_stream_into_columns():

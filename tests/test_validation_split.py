@@ -69,7 +69,7 @@ def test_on_validation_maps_test_metrics_to_val():
 
 def test_cifar10_holds_out_the_last_tenth_and_reports_val(tmp_path):
     train_x, _ = write_cifar10(tmp_path / "data")
-    cfg = compose_cfg(["task=cifar10_wrn22", f"task.data_dir={tmp_path / 'data'}", "task.download=false",
+    cfg = compose_cfg(["task=cifar10_wrn22", f"task.data_dir={tmp_path / 'data'}",
                        "task.verify_md5=false", "task.widen=1", "task.blocks_per_group=1", "task.tta=flip"])
     full = build(cfg, "test")
     assert (len(full.train), len(full.test)) == (len(train_x), CIFAR_TEST)  # as before

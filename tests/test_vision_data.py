@@ -20,22 +20,23 @@ from vision_files import (CARS_TEST, CLASS_NAMES, CARS_TRAIN, CIFAR_TEST, coordi
 
 def test_cifar10_pickle_batches_load_as_hwc_uint8(tmp_path):
     train_x, train_y = write_cifar10(tmp_path)
-    x_tr, y_tr, x_te, y_te = load_cifar10(tmp_path, download=False, verify_md5=False)
+    x_tr, y_tr, x_te, y_te = load_cifar10(tmp_path, verify_md5=False)
     assert x_tr.shape == (20, 32, 32, 3) and x_tr.dtype == np.uint8 and x_te.shape == (CIFAR_TEST, 32, 32, 3)
     np.testing.assert_array_equal(x_tr, train_x)
     np.testing.assert_array_equal(y_tr, train_y)
-    x_sub, _, x_te_sub, _ = load_cifar10(tmp_path, download=False, verify_md5=False, subset=3)
+    x_sub, _, x_te_sub, _ = load_cifar10(tmp_path, verify_md5=False, subset=3)
     assert len(x_sub) == 3 and len(x_te_sub) == 3
 
 
 def test_cifar10_missing_or_corrupt_says_where_and_how(tmp_path, monkeypatch):
     with pytest.raises(DatasetMissing) as missing:
-        load_cifar10(tmp_path / "nowhere", download=False)
-    for needle in ("cifar-10-batches-py", "task.data_dir", "ONECYCLE_DATA", "cifar-10-python.tar.gz"):
+        load_cifar10(tmp_path / "nowhere")
+    for needle in ("cifar-10-batches-py", "task.data_dir", "ONECYCLE_DATA", "cifar-10-python.tar.gz",
+                   "make data TASKS=cifar10_wrn22"):
         assert needle in str(missing.value)
     write_cifar10(tmp_path)
     with pytest.raises(DatasetMissing, match="corrupted"):  # tiny files fail the published md5s
-        load_cifar10(tmp_path, download=False, verify_md5=True)
+        load_cifar10(tmp_path, verify_md5=True)
 
 
 @pytest.mark.parametrize("writer", [write_cars_torchvision, write_cars_imagefolder, write_cars_parquet])
@@ -65,11 +66,11 @@ def test_cars_layouts_decode_into_a_cache(tmp_path, writer):
     assert len(list((tmp_path / "cache" / "stanford_cars").iterdir())) == 1
 
 
-def test_cars_missing_gives_both_ways_to_get_it(tmp_path):
+def test_cars_missing_gives_the_command_and_the_layouts(tmp_path):
     with pytest.raises(DatasetMissing) as missing:
         load_cars(tmp_path, "auto", (24, 36), tmp_path / "cache", torch.device("cpu"))
-    for needle in ("cars_test_annos_withlabels.mat", "devkit", "Kaggle", "huggingface-cli download",
-                   "parquet", "train/<class>", "ONECYCLE_DATA", "task.data_dir", "7545"):
+    for needle in ("make data TASKS=cars_resnet50", "cars_test_annos_withlabels.mat", "devkit", "parquet",
+                   "train/<class>", "ONECYCLE_DATA", "task.data_dir", "7545"):
         assert needle in str(missing.value)
 
 

@@ -25,7 +25,7 @@ def test_cifar10_wrn22_blog18_at_toy_size(tmp_path, one_thread):
     write_cifar10(tmp_path / "data")
     path = execute_at(compose_cfg([
         "+recipe=cifar10_blog18", f"results_dir={tmp_path / 'results'}", "progress=false", "epochs=2",
-        f"task.data_dir={tmp_path / 'data'}", "task.download=false", "task.verify_md5=false",
+        f"task.data_dir={tmp_path / 'data'}", "task.verify_md5=false",
         "task.widen=1", "task.blocks_per_group=1", "task.batch_size=8", "task.eval_batch_size=4"]))
     status, rows = finished(path)
     assert status["status"] == "completed" and status["task"] == "cifar10_wrn22"

@@ -54,13 +54,13 @@ def test_pretrained_weights_come_from_the_hub_cache(tmp_path, monkeypatch):
     path = hub_weights_path("resnet18", "IMAGENET1K_V1")
     assert path == tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     with pytest.raises(UserError) as missing:
-        torchvision_body_head("resnet18", 5, pretrained=True, weights="IMAGENET1K_V1", download=False)
-    for needle in (str(path), "checkpoints", "download.pytorch.org", "task.weights_path"):
+        torchvision_body_head("resnet18", 5, pretrained=True, weights="IMAGENET1K_V1")
+    for needle in (str(path), "checkpoints", "download.pytorch.org", "task.weights_path", "make data"):
         assert needle in str(missing.value)
     reference = torchvision.models.resnet18()
     path.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), path)
-    model = torchvision_body_head("resnet18", 5, pretrained=True, weights="IMAGENET1K_V1", download=False)
+    model = torchvision_body_head("resnet18", 5, pretrained=True, weights="IMAGENET1K_V1")
     assert torch.equal(model.early[0].weight, reference.conv1.weight)
     assert torch.equal(model.late[1][1].conv2.weight, reference.layer4[1].conv2.weight)
     other = tmp_path / "elsewhere.pth"

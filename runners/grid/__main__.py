@@ -21,6 +21,7 @@ from results.errors import UserError
 from results.records import write_text_atomic
 
 from ..config import resolve_schedule, validate
+from .data import ensure_data, plan_lines, suite_needs, survey
 from .cells import CONF_DIR, cell_name, cell_overrides, compose_many, run_config, split_args
 from .plan import format_plan, planned_lr
 from .summary import summarise
@@ -140,8 +141,9 @@ def run(args: list[str]) -> int:
     tasks = list(dict.fromkeys(c.task.name for c in cells))
     print(f"suite {suite}: {len(cells)} cells in one multirun over {len(tasks)} task(s): {', '.join(tasks)}")
     if plan:
-        print("\n".join(format_plan(cells)))
+        print("\n".join(format_plan(cells) + plan_lines(survey(suite_needs(cells)), suite)))
         return 0
+    ensure_data(cells, suite)
     started, since = time.perf_counter(), time.time()
     launcher_args = [a for a in [*rest, *extra] if a.split("=", 1)[0].lstrip("+~").startswith(("hydra", "grid."))
                      or a.split("=", 1)[0] == "results_dir"]

@@ -7,9 +7,7 @@ occurrence). torchtext is not used: its last release (0.18) cannot be imported w
 from __future__ import annotations
 
 import os
-import socket
 from collections import Counter
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -18,11 +16,12 @@ import torch
 
 from results.errors import DatasetMissing
 
+from ..base import data_root
+
 EOS, UNK, PAD = "<eos>", "<unk>", "_pad_"
 SPLITS = ("train", "valid", "test")
 WIKITEXT_ENV = "ONECYCLE_WIKITEXT_DIR"
 WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-v1")
-HF_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 
 
 @dataclass
@@ -66,70 +65,35 @@ def with_pad_token(corpus: Corpus) -> Corpus:
                   words=[PAD, *corpus.words])
 
 
-def _missing_message(detail: str) -> str:
-    return (f"WikiText-2 not available: {detail}. Put wiki.train.tokens, wiki.valid.tokens and "
-            f"wiki.test.tokens (WikiText-2 v1, tokenized) in a directory and set task.data_dir=DIR or "
-            f"{WIKITEXT_ENV}=DIR. They are in wikitext-2-v1.zip (Merity et al. 2016; mirrored on the "
-            f"Hugging Face hub as {WIKITEXT_HUB[0]}, config {WIKITEXT_HUB[1]}: with network access, "
-            f"leave data_dir unset and it is downloaded).")
+def default_dir() -> Path:
+    """$ONECYCLE_WIKITEXT_DIR, else <data root>/wikitext-2 (where `make data` puts it)."""
+    configured = os.environ.get(WIKITEXT_ENV)
+    return Path(configured).expanduser() if configured else data_root(None) / "wikitext-2"
 
 
 def read_wikitext_dir(directory: Path) -> dict[str, list[str]]:
     paths = {split: directory / f"wiki.{split}.tokens" for split in SPLITS}
     absent = [p.name for p in paths.values() if not p.is_file()]
     if absent:
-        raise DatasetMissing(_missing_message(f"{directory} lacks {', '.join(absent)}"))
+        raise DatasetMissing(
+            f"WikiText-2 not available: {directory} lacks {', '.join(absent)}. Fetch and verify it with "
+            f"`make data TASKS=awd_lstm_wt2` (the HF hub's {WIKITEXT_HUB[0]} {WIKITEXT_HUB[1]}), or put "
+            f"wiki.train.tokens, wiki.valid.tokens and wiki.test.tokens (wikitext-2-v1.zip, Merity et al. "
+            f"2016) in a directory and set task.data_dir=DIR or {WIKITEXT_ENV}=DIR.")
     return {split: path.read_text(encoding="utf-8").splitlines() for split, path in paths.items()}
 
 
-def hub_reachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def corpus_counts(lines_by_split: dict[str, Iterable[str]]) -> dict[str, int]:
+    """The published counts (Merity et al. 2016, Table 1), counted as awd-lstm-lm counts: tokens per split
+    with one <eos> per line, blank lines included, and the training vocabulary with <eos> and <unk>
+    (salesforce/awd-lstm-lm data.py:41 @1d466ec: `words = line.split() + ['<eos>']`)."""
+    tokens = {split: tokenize(lines_by_split[split]) for split in SPLITS}
+    return {"vocabulary": len(set(tokens["train"])), **{split: len(t) for split, t in tokens.items()}}
 
 
-@contextmanager
-def hub_offline_mode():
-    """The hub's offline mode, so a cached copy still loads and an uncached one fails at once rather
-    than after ~23 s of retries. The flag is read at import time, so loaded modules are set too."""
-    import datasets.config
-    import huggingface_hub.constants
-
-    saved = (os.environ.get("HF_HUB_OFFLINE"), huggingface_hub.constants.HF_HUB_OFFLINE,
-             datasets.config.HF_HUB_OFFLINE)
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    huggingface_hub.constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        if saved[0] is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = saved[0]
-        huggingface_hub.constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved[1:]
-
-
-def read_wikitext_hub(cache_dir: str | None) -> dict[str, list[str]]:
-    import datasets
-
-    offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
-    offline = offline or not hub_reachable()
-    try:
-        with hub_offline_mode() if offline else nullcontext():
-            data = datasets.load_dataset(*WIKITEXT_HUB, cache_dir=cache_dir)
-    except Exception as exc:  # ConnectionError, FileNotFoundError, ... all mean the same to the user
-        reason = "no network and no cached copy" if offline else f"download failed ({exc})"
-        raise DatasetMissing(_missing_message(reason)) from None
-    return {split: data[HF_SPLITS[split]]["text"] for split in SPLITS}
-
-
-def load_wikitext2(data_dir: str | None = None, cache_dir: str | None = None) -> Corpus:
-    """From `data_dir` (or $ONECYCLE_WIKITEXT_DIR) when set, else from the Hugging Face hub."""
-    directory = data_dir or os.environ.get(WIKITEXT_ENV)
-    lines = read_wikitext_dir(Path(directory).expanduser()) if directory else read_wikitext_hub(cache_dir)
-    return build_corpus(lines)
+def load_wikitext2(data_dir: str | None = None) -> Corpus:
+    """From `data_dir`, else default_dir(); disk only (`make data` fetches it)."""
+    return build_corpus(read_wikitext_dir(Path(data_dir).expanduser() if data_dir else default_dir()))
 
 
 def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:

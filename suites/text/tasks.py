@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -22,11 +23,12 @@ from torch import nn
 
 from results.errors import UserError
 
-from ..base import Task, TaskConf, at_least, one_of, probabilities
+from ..base import DataNeed, Task, TaskConf, at_least, one_of, probabilities
 from ..splits import metric_prefix
 from .awd_lstm import Dropouts, LMOutput, awd_lstm, detach_state
 from .cache import cache_cross_entropy
-from .data import LOADERS, Corpus, TextBatch, batchify, bptt_batches, load_wikitext2, with_pad_token
+from .data import (LOADERS, Corpus, TextBatch, batchify, bptt_batches, default_dir, load_wikitext2,
+                   with_pad_token)
 from .qrnn import qrnn_lm
 from .synth import synthetic_corpus
 
@@ -79,9 +81,12 @@ class LanguageModelConf(TaskConf):
 
 @dataclass
 class WikiText2Conf(LanguageModelConf):
-    # A directory holding wiki.{train,valid,test}.tokens; None: $ONECYCLE_WIKITEXT_DIR, else the hub.
+    # A directory holding wiki.{train,valid,test}.tokens; None: $ONECYCLE_WIKITEXT_DIR, else
+    # <$ONECYCLE_DATA or ./data>/wikitext-2, where `make data` puts it.
     data_dir: Optional[str] = None
-    hf_cache_dir: Optional[str] = None  # datasets' cache for the hub copy (None: its default)
+
+    def data_needs(self) -> list[DataNeed]:
+        return [DataNeed("wikitext2", Path(self.data_dir).expanduser() if self.data_dir else default_dir())]
 
 
 @dataclass
@@ -234,7 +239,7 @@ class WikiText2LM(LanguageModelTask):
     """`awd_lstm_wt2` / `qrnn_wt2`: WikiText-2 (v1, tokenized), vocabulary 33,278 (+ `_pad_`: 33,279)."""
 
     def __init__(self, cfg, device="cpu"):
-        super().__init__(cfg, load_wikitext2(cfg.data_dir, cfg.hf_cache_dir), device)
+        super().__init__(cfg, load_wikitext2(cfg.data_dir), device)
 
 
 class SynthLM(LanguageModelTask):

@@ -27,7 +27,8 @@ from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
 from results.errors import DatasetMissing
 
-from .paths import DATA_ENV, config_hash, publish_dir
+from ..base import DATA_ENV
+from .paths import config_hash, publish_dir
 
 LAYOUTS = ("auto", "torchvision", "imagefolder", "parquet")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -41,15 +42,12 @@ class Split:
 
 def missing_message(root: Path, layout: str) -> str:
     return (f"Stanford Cars not found (layout {layout!r}) under {root / 'stanford_cars'} or {root}. "
-            f"torchvision can no longer download it (pytorch/vision#7545). Set task.data_dir=... or "
-            f"${DATA_ENV} to a data root holding stanford_cars/ in one of these layouts: "
-            f"(1) torchvision: devkit/ (cars_meta.mat, cars_train_annos.mat), cars_train/, cars_test/ "
-            f"and cars_test_annos_withlabels.mat — from a manual download or a Kaggle mirror "
-            f"(e.g. jessicali9530/stanford-cars-dataset, plus the cars_test_annos_withlabels.mat file); "
-            f"(2) a Hugging Face datasets mirror's parquet files (*train*.parquet, *test*.parquet with "
-            f"image and label columns), e.g. `huggingface-cli download tanganke/stanford_cars "
-            f"--repo-type dataset --local-dir <data root>/stanford_cars`; "
-            f"(3) an image folder: train/<class>/*.jpg and test/<class>/*.jpg.")
+            f"Fetch and verify it with `make data TASKS=cars_resnet50` (the HF hub's parquet mirror; "
+            f"torchvision can no longer download it, pytorch/vision#7545), or put a copy under "
+            f"{root / 'stanford_cars'} in one of these layouts: torchvision's (devkit/, cars_train/, "
+            f"cars_test/, cars_test_annos_withlabels.mat), parquet (*train*.parquet, *test*.parquet with "
+            f"image and label columns), or train/<class>/*.jpg and test/<class>/*.jpg; the data root is "
+            f"task.data_dir, else ${DATA_ENV}, else ./data.")
 
 
 def detect(root: Path, layout: str = "auto") -> tuple[str, Path]:
@@ -101,18 +99,33 @@ def read_imagefolder(directory: Path) -> dict[str, Split]:
     return out
 
 
+def parquet_files(directory: Path, split: str) -> list[Path]:
+    return sorted(directory.rglob(f"*{split}*.parquet"))
+
+
 def read_parquet(directory: Path) -> dict[str, Split]:
     import pyarrow.parquet as pq
 
     out = {}
     for name in ("train", "test"):
         sources, labels = [], []
-        for path in sorted(directory.rglob(f"*{name}*.parquet")):
+        for path in parquet_files(directory, name):
             table = pq.read_table(path, columns=["image", "label"]).to_pydict()
             sources += [img["bytes"] for img in table["image"]]
             labels += [int(v) for v in table["label"]]
         out[name] = Split(sources, labels)
     return out
+
+
+def split_labels(layout: str, directory: Path) -> dict[str, list[int]]:
+    """Each split's labels, no image read (parquet: the label column only): what `make data` counts."""
+    if layout != "parquet":
+        return {name: split.labels for name, split in READERS[layout](directory).items()}
+    import pyarrow.parquet as pq
+
+    return {name: [int(v) for path in parquet_files(directory, name)
+                   for v in pq.read_table(path, columns=["label"]).column("label").to_pylist()]
+            for name in ("train", "test")}
 
 
 READERS = {"torchvision": read_torchvision, "imagefolder": read_imagefolder, "parquet": read_parquet}

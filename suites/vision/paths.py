@@ -8,13 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-DATA_ENV = "ONECYCLE_DATA"  # a shared data directory for every task
 RESULTS_ENV = "ONECYCLE_RESULTS"  # the run records' root (as runners/config.py's results_dir)
-
-
-def data_root(configured: str | None) -> Path:
-    """`task.data_dir` when set, else $ONECYCLE_DATA, else ./data."""
-    return Path(configured or os.environ.get(DATA_ENV) or "data").expanduser()
 
 
 def cache_root(configured: str | None) -> Path:

@@ -20,7 +20,7 @@ import torch
 import torchvision
 from torch import nn
 
-from results.errors import UserError
+from results.errors import DatasetMissing, UserError
 
 GROUPS = ("early", "late", "head")
 
@@ -68,32 +68,25 @@ def hub_weights_path(arch: str, weights: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights_enum(arch, weights).url).name
 
 
-def load_pretrained_state(arch: str, weights: str, weights_path: str | None, download: bool) -> dict:
-    """The state dict from `weights_path`, else torch.hub's cache, else a download (when allowed)."""
+def load_pretrained_state(arch: str, weights: str, weights_path: str | None) -> dict:
+    """The state dict from `weights_path`, else torch.hub's cache; disk only (`make data` fetches it)."""
     enum = weights_enum(arch, weights)
     path = Path(weights_path).expanduser() if weights_path else hub_weights_path(arch, weights)
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)
-    if download and not weights_path:
-        try:
-            return enum.get_state_dict(progress=False, check_hash=True)
-        except Exception as exc:  # URLError offline, HTTP errors, hash mismatch
-            reason = f"download failed: {type(exc).__name__}: {exc}"
-    else:
-        reason = "not on disk and task.download=false" if not weights_path else "no such file"
-    raise UserError(f"pretrained weights {arch} {weights} not found at {path} ({reason}). Put "
-                    f"{enum.url} there (torch.hub cache: <torch.hub.get_dir()>/checkpoints/, i.e. "
-                    f"$TORCH_HOME/hub/checkpoints/), or set task.weights_path=..., or "
-                    f"task.pretrained=false to train from scratch.")
+    raise DatasetMissing(f"pretrained weights {arch} {weights} not found at {path}. Fetch and verify them with "
+                         f"`make data TASKS=cars_resnet50`, or put {enum.url} there (torch.hub's cache: "
+                         f"$TORCH_HOME/hub/checkpoints/), or set task.weights_path=..., or "
+                         f"task.pretrained=false to train from scratch.")
 
 
 def torchvision_body_head(arch: str, classes: int, pretrained: bool, weights: str,
-                          weights_path: str | None = None, download: bool = True,
+                          weights_path: str | None = None,
                           hidden: int = 512, dropout: tuple[float, float] = (0.25, 0.5)) -> BodyHead:
     """A torchvision ResNet (resnet18/34/50/...) cut before its pooling, with the fastai head."""
     net = torchvision.models.get_model(arch, weights=None)
     if pretrained:
-        net.load_state_dict(load_pretrained_state(arch, weights, weights_path, download))
+        net.load_state_dict(load_pretrained_state(arch, weights, weights_path))
     children = list(net.children())[:8]  # drop avgpool and fc
     channels = net.fc.in_features
     return BodyHead(nn.Sequential(*children[:6]), nn.Sequential(*children[6:]),

@@ -7,6 +7,7 @@ loaders for tests, never a separate fake path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import List, Optional
 
 import torch
@@ -15,14 +16,15 @@ from torch import nn
 
 from results.errors import UserError
 
-from ..base import Task, TaskConf, at_least, one_of, optional_at_least, probabilities
+from ..base import DataNeed, Task, TaskConf, at_least, data_root, one_of, optional_at_least, probabilities
 from ..splits import evaluation_split, metric_prefix
 from .cars import LAYOUTS, load_cars
 from .cifar import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
-from .paths import cache_root, data_root
+from .cifar import FOLDER as CIFAR_FOLDER
+from .paths import cache_root
 from .resident import (OFFSET_MODES, PAD_MODES, CropFlip, ResidentImages, accuracy_and_loss, draw_crop_flip,
                        mean_probabilities, plain_draws)
-from .resnet_head import torchvision_body_head
+from .resnet_head import hub_weights_path, torchvision_body_head
 from .side_on import CachedImages, SideOn, ViewBatches, centre_view, draw_side_on
 from .wrn import BN_INITS, IDENTITY_MODES, WideResNet
 
@@ -101,7 +103,6 @@ class ResidentCropFlipTask(ViewClassification):
 @dataclass
 class Cifar10WRNConf(TaskConf):
     data_dir: Optional[str] = None  # None: $ONECYCLE_DATA, else ./data
-    download: bool = True  # let torchvision fetch CIFAR-10 when it is missing and the network allows
     verify_md5: bool = True
     subset: Optional[int] = None  # keep the first n images of each split (toy-size runs)
     batch_size: int = 128
@@ -127,6 +128,9 @@ class Cifar10WRNConf(TaskConf):
                 + one_of(self, "tta", TTA_MODES) + one_of(self, "identity", IDENTITY_MODES)
                 + one_of(self, "bn_init", BN_INITS))
 
+    def data_needs(self) -> list[DataNeed]:
+        return [DataNeed("cifar10", data_root(self.data_dir) / CIFAR_FOLDER, self.verify_md5)]
+
 
 class Cifar10WRN(ResidentCropFlipTask):
     def __init__(self, cfg, device="cpu"):
@@ -135,7 +139,7 @@ class Cifar10WRN(ResidentCropFlipTask):
         check_choice("crop_offsets", cfg.crop_offsets, OFFSET_MODES)
         check_choice("identity", cfg.identity, IDENTITY_MODES)
         check_choice("bn_init", cfg.bn_init, BN_INITS)
-        x_tr, y_tr, x_te, y_te = load_cifar10(data_root(cfg.data_dir), cfg.download, cfg.verify_md5, cfg.subset)
+        x_tr, y_tr, x_te, y_te = load_cifar10(data_root(cfg.data_dir), cfg.verify_md5, cfg.subset)
         # split=validation: 45k / 5k, the last 5k of a permutation seeded 0 (suites/splits.py). The
         # published normalisation stays (its stats are of all 50k: two numbers per channel, no labels).
         (x_tr, y_tr), (x_te, y_te) = evaluation_split(cfg.split, (x_tr, y_tr), (x_te, y_te), stratified=False)
@@ -170,7 +174,6 @@ class CarsResNet50Conf(TaskConf):
     pretrained: bool = True
     weights: str = "IMAGENET1K_V1"
     weights_path: Optional[str] = None  # None: <torch.hub.get_dir()>/checkpoints/<file>
-    download: bool = True  # fetch the weights when missing and the network allows
     head_hidden: int = 512
     head_dropout: List[float] = field(default_factory=lambda: [0.25, 0.5])
 
@@ -183,6 +186,13 @@ class CarsResNet50Conf(TaskConf):
         if len(self.cache_hw) != 2 or min(self.cache_hw) < 1:
             found.append(f"cache_hw must be 2 sizes >= 1 (height, width), got {list(self.cache_hw)}")
         return found
+
+    def data_needs(self) -> list[DataNeed]:
+        needs = [DataNeed("stanford_cars", data_root(self.data_dir) / "stanford_cars")]
+        if self.pretrained:
+            path = self.weights_path or hub_weights_path(self.arch, self.weights)
+            needs.append(DataNeed(f"weights:{self.arch}/{self.weights}", Path(path).expanduser()))
+        return needs
 
 
 class CarsResNet50(ViewClassification):
@@ -204,7 +214,7 @@ class CarsResNet50(ViewClassification):
 
     def build_model(self) -> nn.Module:
         c = self.cfg
-        return torchvision_body_head(c.arch, c.classes, c.pretrained, c.weights, c.weights_path, c.download,
+        return torchvision_body_head(c.arch, c.classes, c.pretrained, c.weights, c.weights_path,
                                      c.head_hidden, tuple(c.head_dropout))
 
     def train_batches(self, epoch: int, generator: torch.Generator):
