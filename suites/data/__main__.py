@@ -1,0 +1,97 @@
+"""CLI: `python -m suites.data fetch|check [suite=NAME | tasks=a,b] [data_root=DIR]` (`make data`).
+
+`fetch` gets and verifies what the suite's (default: blog, every claim) or the named tasks' data needs
+are missing, then lists them all; `check` only lists. Exit 0 when everything is present and verified,
+1 when something is not (one `error:` line per item, with its URL and destination), 2 on bad input.
+`data_root=DIR` is $ONECYCLE_DATA for this command: the tasks read the same place when it is exported.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import yaml
+from omegaconf import OmegaConf
+
+from results.errors import UserError
+
+from ..base import DATA_ENV, DataNeed, data_root
+from . import fetch, print_failures, survey
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+USAGE = "usage: python -m suites.data fetch|check [suite=NAME | tasks=a,b] [data_root=DIR]"
+
+
+def suite_tasks(suite: str) -> list[str]:
+    """The tasks a suite's grid sweeps and its recipe cells train (conf/suite/<suite>.yaml)."""
+    path = CONF_DIR / "suite" / f"{suite}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (CONF_DIR / "suite").glob("*.yaml"))
+        raise UserError(f"unknown suite {suite!r}; known: {', '.join(known)}")
+    grid = (yaml.safe_load(path.read_text()) or {}).get("grid", {})
+    tasks = str(grid.get("sweep", {}).get("task", "")).split(",")
+    return list(dict.fromkeys(t.strip() for t in [*tasks, *grid.get("recipes", {})] if t.strip()))
+
+
+def task_needs(name: str) -> list[DataNeed]:
+    """The needs of conf/task/<name>.yaml, typed by its schema (as Hydra composes it)."""
+    from suites import TASK_SCHEMAS
+
+    path = CONF_DIR / "task" / f"{name}.yaml"
+    if name not in TASK_SCHEMAS or not path.is_file():
+        raise UserError(f"unknown task {name!r}; known: {', '.join(sorted(TASK_SCHEMAS))}")
+    values = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k != "defaults"}
+    conf = OmegaConf.merge(OmegaConf.structured(TASK_SCHEMAS[name]), values)
+    return OmegaConf.to_object(conf).data_needs()
+
+
+def parse(argv: list[str]) -> tuple[str, list[str], str]:
+    if not argv or argv[0] not in ("fetch", "check"):
+        raise UserError(USAGE)
+    args = {}
+    for arg in argv[1:]:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in ("suite", "tasks", "data_root") or not value:
+            raise UserError(f"unexpected argument {arg!r}; {USAGE}")
+        args[key] = value
+    if "suite" in args and "tasks" in args:
+        raise UserError("give suite=NAME or tasks=a,b, not both")
+    tasks = args["tasks"].split(",") if "tasks" in args else suite_tasks(args.get("suite", "blog"))
+    what = f"tasks {args['tasks']}" if "tasks" in args else f"suite {args.get('suite', 'blog')}"
+    if "data_root" in args:
+        os.environ[DATA_ENV] = str(Path(args["data_root"]).expanduser().resolve())
+    return argv[0], tasks, what
+
+
+def run(argv: list[str]) -> int:
+    command, tasks, what = parse(argv)
+    needs = [need for task in tasks for need in task_needs(task.strip())]
+    print(f"data for {what} (data root {data_root(None).resolve()}):")
+    if not needs:
+        print("  nothing to fetch: these tasks generate or bundle their data")
+        return 0
+    failures = fetch(needs) if command == "fetch" else []
+    statuses = survey(needs)
+    print("\n".join(s.line() for s in statuses))
+    print_failures(failures)
+    missing = [s for s in statuses if s.problem is not None]
+    if missing and command == "check":
+        print(f"fetch it with: {command_for(argv)}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def command_for(argv: list[str]) -> str:
+    return "python -m suites.data fetch " + " ".join(argv[1:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
