@@ -3,6 +3,10 @@
     python -m report suite=NAME [results_dir=results] [out_dir=DIR] [screenshot=false|true|auto]
     python -m report check suite=NAME baseline=PATH [results_dir=results]
     python -m report baseline suite=NAME out=PATH [results_dir=results]
+    python -m report export tensorboard suite=NAME [results_dir=results] [out_dir=DIR]
+
+`export tensorboard` writes one TensorBoard event-file directory per run under
+`<results_dir>/tensorboard/<suite>/` (report/export.py; needs the optional extra `.[tensorboard]`).
 
 `check` exits 1 when a cell's epochs-to-target worsens beyond the baseline's tolerance or a verdict
 drops (report/gate.py), 0 otherwise. Bad arguments, a results dir that does not exist, a suite with
@@ -21,7 +25,9 @@ from . import build, not_writable
 
 COMMANDS = {"build": ({"suite"}, {"results_dir", "out_dir", "screenshot"}),
             "check": ({"suite", "baseline"}, {"results_dir"}),
-            "baseline": ({"suite", "out"}, {"results_dir"})}
+            "baseline": ({"suite", "out"}, {"results_dir"}),
+            "export tensorboard": ({"suite"}, {"results_dir", "out_dir"})}
+FORMATS = [c.split()[1] for c in COMMANDS if c.startswith("export ")]
 
 
 class UsageError(Exception):
@@ -32,6 +38,11 @@ def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     command = "build"
     if argv and "=" not in argv[0]:
         command, argv = argv[0], argv[1:]
+    if command == "export":  # its format is a second word: `export tensorboard`
+        if not argv or argv[0] not in FORMATS:
+            got = f", got {argv[0]!r}" if argv else ""
+            raise UsageError(f"export: expected a format, one of {', '.join(FORMATS)}{got}")
+        command, argv = f"export {argv[0]}", argv[1:]
     if command not in COMMANDS:
         raise UsageError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
     args = {}
@@ -133,10 +144,22 @@ def run_baseline(args: dict) -> int:
     return 0
 
 
+def run_export_tensorboard(args: dict) -> int:
+    from .export import export_tensorboard, require_tensorboard
+
+    require_tensorboard()  # before the records: the missing extra is the first thing to fix
+    done = export_tensorboard(args["suite"], records_dir(args), args.get("out_dir"))
+    for path, reason in done.skipped:
+        print(f"warning: skipped {path}: {reason}", file=sys.stderr)
+    print(f"tensorboard={done.out} ({done.runs} runs exported, {len(done.skipped)} corrupt skipped)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         command, args = parse(sys.argv[1:] if argv is None else argv)
-        return {"build": run_build, "check": run_check, "baseline": run_baseline}[command](args)
+        return {"build": run_build, "check": run_check, "baseline": run_baseline,
+                "export tensorboard": run_export_tensorboard}[command](args)
     except (UsageError, UserError) as exc:  # the user's to fix (ReportError among them): no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
