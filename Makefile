@@ -8,7 +8,7 @@ SUITE ?=
 ARGS ?=
 RESULTS ?= $(or $(ONECYCLE_RESULTS),results)
 
-.PHONY: help install test run reproduce report bench gpu-check clean
+.PHONY: help install data test run reproduce report bench gpu-check clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# Fetches and verifies what a suite's tasks read from disk, into $ONECYCLE_DATA (./data) and torch.hub's cache.
+data: $(STAMP) ## Fetch and verify a suite's data (SUITE=blog: everything; or TASKS=a,b)
+	$(BIN)/python -m suites.data fetch $(if $(TASKS),tasks=$(TASKS),suite=$(or $(SUITE),blog))
 
 test: $(STAMP) ## Run the test suite (CPU, no network)
 	$(BIN)/python -m pytest -q -n 2 $(ARGS)

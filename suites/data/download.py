@@ -9,6 +9,7 @@ next try starts clean) and says what was expected. Mirrors: `$ONECYCLE_DATA_MIRR
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import socket
@@ -146,6 +147,8 @@ def _transfer(url: str, part: Path, have: int, size: int | None, label: str, pri
             while block := _read(response, out.tell(), url, label):
                 out.write(block)
                 bar.update(len(block))
+            if length and out.tell() < have + int(length):  # the server closed early: keep what came
+                raise interrupted(url, label, out.tell(), "the connection closed early")
         return part.stat().st_size
 
 
@@ -153,6 +156,10 @@ def _read(response, received: int, url: str, label: str) -> bytes:
     """The next chunk; a connection lost mid-way keeps what came (a rerun resumes there)."""
     try:
         return response.read(CHUNK)
-    except (OSError, socket.timeout) as exc:
-        raise Unreachable(f"{label}: the download of {mirrored(url)} was interrupted after "
-                          f"{received / 2**20:.1f} MiB ({exc}); rerun and it resumes there") from None
+    except (OSError, http.client.HTTPException) as exc:  # reset, timeout, IncompleteRead
+        raise interrupted(url, label, received, str(exc)) from None
+
+
+def interrupted(url: str, label: str, received: int, why: str) -> Unreachable:
+    return Unreachable(f"{label}: the download of {mirrored(url)} was interrupted after "
+                       f"{received / 2**20:.1f} MiB ({why}); rerun and it resumes there")
