@@ -19,10 +19,11 @@ from omegaconf import OmegaConf
 
 from results.errors import UserError
 from results.records import write_text_atomic
+from suites.data import survey
 
 from ..config import resolve_schedule, validate
-from .data import ensure_data, plan_lines, suite_needs, survey
 from .cells import CONF_DIR, cell_name, cell_overrides, compose_many, run_config, split_args
+from .data import ensure_data, plan_lines, suite_needs
 from .plan import format_plan, planned_lr
 from .summary import summarise
 

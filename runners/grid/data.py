@@ -8,7 +8,7 @@ import sys
 from omegaconf import DictConfig, OmegaConf
 
 from results.errors import UserError
-from suites.data import Status, fetch, make_command, survey  # noqa: F401  (survey: the plan)
+from suites.data import Status, fetch, make_command, survey
 
 
 def suite_needs(cells: list[DictConfig]) -> list:
