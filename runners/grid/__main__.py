@@ -25,6 +25,7 @@ from ..config import resolve_schedule, validate
 from .cells import CONF_DIR, cell_name, cell_overrides, compose_many, run_config, split_args
 from .data import ensure_data, plan_lines, suite_needs
 from .plan import format_plan, planned_lr
+from .progress import start_progress
 from .summary import summarise
 
 USAGE = "usage: python -m runners.grid [suite=mini|nightly|blog] [plan=true] [hydra/launcher=...] [key=value ...]"
@@ -148,7 +149,8 @@ def run(args: list[str]) -> int:
     started, since = time.perf_counter(), time.time()
     launcher_args = [a for a in [*rest, *extra] if a.split("=", 1)[0].lstrip("+~").startswith(("hydra", "grid."))
                      or a.split("=", 1)[0] == "results_dir"]
-    launch(suite, write_cells(cells, results_dir, suite), len(cells), launcher_args)
+    cells_dir = write_cells(cells, results_dir, suite)
+    launch(suite, cells_dir, len(cells), [*launcher_args, *start_progress(cells, cells_dir)])
     lines, failures = summarise(cells, since)
     print(f"\nsummary of suite {suite} ({time.perf_counter() - started:.0f} s):")
     print("\n".join(lines))

@@ -88,6 +88,8 @@ class GridSettings:
     # The job: its index into the launch's cells, written by the grid (one file each) before it launches.
     cell: Optional[int] = None
     cells_dir: Optional[str] = None
+    # This launch's progress (runners/grid/progress.py): its plan and a file per ended cell.
+    progress_dir: Optional[str] = None
     tuning: TuningSettings = field(default_factory=TuningSettings)
 
     def problems(self) -> list[str]:

@@ -191,6 +191,9 @@ def run_cell_job(job_cfg: DictConfig) -> dict:
         print(f"[grid] {record['cell']}: error: its record {cell_path(cfg)} could not be written "
               f"({getattr(exc, 'strerror', None) or exc})", file=sys.stderr, flush=True)
     print(describe(record), flush=True)
+    from .progress import report_progress  # here: progress -> plan -> job
+
+    report_progress(cfg, runner.runs, record)
     return record
 
 

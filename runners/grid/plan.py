@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+from typing import Mapping
 
 from omegaconf import DictConfig
 
@@ -45,13 +46,22 @@ def plan_cell(cfg: DictConfig) -> dict:
             "probes": probes, "cost": sum(p["cost"] for p in probes)}
 
 
-def epoch_seconds(cfg: DictConfig, measured: dict[str, list[float]]) -> tuple[float | None, str]:
-    """Seconds per epoch of this task: measured from its completed runs in this suite, else configured."""
-    times = measured.get(cfg.task.name, [])
+def epoch_seconds(task: str, configured: Mapping[str, float],
+                  measured: Mapping[str, list[float]]) -> tuple[float | None, str]:
+    """Seconds per epoch of this task: measured from its completed runs in this suite, else configured
+    (grid.epoch_seconds)."""
+    times = measured.get(task, [])
     if times:
         return statistics.median(times), f"measured, median of {len(times)} runs"
-    configured = cfg.grid.epoch_seconds.get(cfg.task.name)
-    return (float(configured), "grid.epoch_seconds") if configured else (None, "")
+    seconds = configured.get(task)
+    return (float(seconds), "grid.epoch_seconds") if seconds else (None, "")
+
+
+def run_epoch_seconds(status: dict, metrics: list[dict]) -> float | None:
+    """One run's seconds per epoch, when it completed (the measure of measured_epoch_seconds)."""
+    if status.get("status") == "completed" and metrics:
+        return metrics[-1]["wall_s"] / len(metrics)
+    return None
 
 
 def measured_epoch_seconds(results_dir: str, suite: str) -> dict[str, list[float]]:
@@ -62,8 +72,9 @@ def measured_epoch_seconds(results_dir: str, suite: str) -> dict[str, list[float
             run = records.load_run(path)
         except records.CorruptRecord:
             continue
-        if run.status.get("status") == "completed" and run.metrics:
-            times.setdefault(run.status.get("task"), []).append(run.metrics[-1]["wall_s"] / len(run.metrics))
+        seconds = run_epoch_seconds(run.status, run.metrics)
+        if seconds is not None:
+            times.setdefault(run.status.get("task"), []).append(seconds)
     return times
 
 
@@ -81,7 +92,7 @@ def format_plan(cells: list[DictConfig]) -> list[str]:
                      f"~{plan['cost']} epochs")
     hours, unpriced = 0.0, []
     for task, (cfg, cost) in by_task.items():
-        seconds, source = epoch_seconds(cfg, measured)
+        seconds, source = epoch_seconds(task, cfg.grid.epoch_seconds, measured)
         if seconds:
             hours += cost * seconds / 3600
             lines.append(f"  {task}: ~{cost} epochs x {seconds:.1f} s ({source}) = {cost * seconds / 3600:.2f} h")
@@ -122,30 +133,40 @@ def halving_epochs(budget: int, trials: int, min_resource: int, factor: int, ord
     return total / orders
 
 
-def format_tuning(cells: list[DictConfig], search_epochs: int) -> list[str]:
-    """The tuning's price, apart from the searches and seeds: per study (task, optimizer, schedule), its
-    trials at their budget (a budget-free trial assumed to stop at grid.assumed_fraction of it), with and
-    without successive halving; a study with a recorded outcome costs nothing more."""
+def studies(cells: list[DictConfig]) -> dict[tuple[str, str, str], int]:
+    """The tuning studies of these cells, one per tuned (task, optimizer, schedule), each with the index
+    of its first cell (its seeds share it)."""
+    first: dict[tuple[str, str, str], int] = {}
+    for i, cfg in enumerate(cells):
+        if is_tuned(cfg):
+            first.setdefault((cfg.task.name, cfg.optimizer.name, cfg.schedule.name), i)
+    return first
+
+
+def study_epochs(cfg: DictConfig) -> tuple[float, float]:
+    """Epochs left to the cell's study, (without pruning, with successive halving): its trials at their
+    budget (a budget-free trial assumed to stop at grid.assumed_fraction of it); 0 once it has an outcome."""
     from ..tuning import outcome_path, trial_budget
 
-    studies = {}
-    for cfg in cells:
-        if cfg.grid.tuning.trials and cfg.get("recipe") is None:
-            studies.setdefault((cfg.task.name, cfg.optimizer.name, cfg.schedule.name), cfg)
-    if not studies:
+    if outcome_path(cfg).exists():
+        return 0.0, 0.0
+    settings, budget = cfg.grid.tuning, trial_budget(cfg)
+    if is_budget_free(cfg):
+        budget = max(1, round(cfg.grid.assumed_fraction * budget))
+    return (float(settings.trials * budget),
+            halving_epochs(budget, settings.trials, settings.min_resource, settings.reduction_factor))
+
+
+def format_tuning(cells: list[DictConfig], search_epochs: int) -> list[str]:
+    """The tuning's price, apart from the searches and seeds, with and without successive halving."""
+    first = [cells[i] for i in studies(cells).values()]
+    if not first:
         return ["tuning: off (grid.tuning.trials=0): every cell at the task's sourced LR and WD"]
-    plain = halved = 0.0
-    for cfg in studies.values():
-        if outcome_path(cfg).exists():
-            continue
-        settings, budget = cfg.grid.tuning, trial_budget(cfg)
-        if is_budget_free(cfg):
-            budget = max(1, round(cfg.grid.assumed_fraction * budget))
-        plain += settings.trials * budget
-        halved += halving_epochs(budget, settings.trials, settings.min_resource, settings.reduction_factor)
-    pruning = next(iter(studies.values())).grid.tuning.pruning
+    costs = [study_epochs(cfg) for cfg in first]
+    plain, halved = sum(c[0] for c in costs), sum(c[1] for c in costs)
+    pruning = first[0].grid.tuning.pruning
     chosen = halved if pruning else plain
     share = f", +{chosen / search_epochs:.0%} on the searches and seeds" if search_epochs else ""
-    return [f"tuning: {len(studies)} studies x {next(iter(studies.values())).grid.tuning.trials} trials: "
+    return [f"tuning: {len(first)} studies x {first[0].grid.tuning.trials} trials: "
             f"~{round(chosen)} epochs left ({'with' if pruning else 'without'} pruning{share}); "
             f"~{round(plain)} without pruning, ~{round(halved)} with successive halving"]
