@@ -203,6 +203,19 @@ def test_on_cuda_the_grid_fetches_missing_data_before_launching(internet, monkey
     assert (tmp_path / "data" / "cifar-10-batches-py" / "batches.meta").is_file()
 
 
+def test_on_cuda_offline_the_grid_stops_with_the_command(internet, monkeypatch, tmp_path):
+    from runners.grid.cells import cell_overrides, compose_many
+    from runners.grid.data import ensure_data
+    from results.errors import UserError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv(download.MIRROR_ENV, "http://127.0.0.1:9")
+    cells = compose_many(cell_overrides("nightly", [f"results_dir={tmp_path / 'results'}"])[0])
+    with pytest.raises(UserError, match="could not be fetched.*make data SUITE=nightly"):
+        ensure_data(cells, "nightly")
+    assert not (tmp_path / "results").exists()
+
+
 def test_without_cuda_or_network_the_grid_stops_at_once_with_the_command(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "ONECYCLE_DATA": str(tmp_path / "data"), "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "runners.grid", "suite=nightly", f"results_dir={tmp_path / 'r'}"],

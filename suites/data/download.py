@@ -103,7 +103,7 @@ def progress_bar(total: int | None, initial: int, label: str):
 
     tty = sys.stderr.isatty()
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-                file=sys.stderr, mininterval=0.5 if tty else 30.0, leave=tty, dynamic_ncols=True)
+                file=sys.stderr, mininterval=0.5 if tty else 30.0, dynamic_ncols=True)
 
 
 def fetch_file(url: str, dest: Path, expected: Expected, label: str, private: dict | None = None) -> Path:
