@@ -96,10 +96,6 @@ def unreachable_message(status: Status, exc: Exception) -> str:
             f"(a cut download resumes), or {status.item.manual(Path(status.need.path))}")
 
 
-def missing_lines(statuses: list[Status]) -> list[str]:
-    return [s.line() for s in statuses if s.problem is not None]
-
-
 def print_failures(failures: list[str]) -> None:
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
