@@ -29,7 +29,7 @@ class MuonAdamW(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
                  nesterov: bool = True, ns_coefficients=(DEFAULT_A, DEFAULT_B, DEFAULT_C), ns_steps: int = 5,
-                 ns_eps: float = EPS, adjust_lr_fn: str = "match_rms_adamw", betas=(0.9, 0.95),
+                 ns_eps: float = EPS, adjust_lr_fn: str = "match_rms_adamw", betas=(0.9, 0.99),
                  eps: float = 1e-8):
         if adjust_lr_fn not in ("original", "match_rms_adamw", "spectral_unclamped"):
             raise ValueError(f"adjust_lr_fn must be original, match_rms_adamw or spectral_unclamped, "
