@@ -66,7 +66,7 @@ class MuonAdamW(torch.optim.Optimizer):
         update = grad.lerp(buf, mu) if group["nesterov"] else buf
         matrix = update.reshape(len(update), -1)
         ortho = _zeropower_via_newtonschulz(matrix, group["ns_coefficients"], group["ns_steps"], group["eps"])
-        p.add_(ortho.view_as(p), alpha=-_adjust_lr(group["lr"], group["adjust_lr_fn"], matrix.shape))
+        p.add_(ortho.reshape(p.shape), alpha=-_adjust_lr(group["lr"], group["adjust_lr_fn"], matrix.shape))
 
     @staticmethod
     def _adamw(p: torch.Tensor, group: dict, state: dict) -> None:

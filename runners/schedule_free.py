@@ -17,6 +17,7 @@ the Adam-normalised gradient, i.e. decoupled (adamw_schedulefree.py `step`).
 """
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager
 
 import schedulefree
@@ -27,6 +28,9 @@ class AdamWScheduleFree(schedulefree.AdamWScheduleFree):
     def __init__(self, params, **kwargs):
         super().__init__(params, **kwargs)
         self.train()
+
+    # The package's arguments, for runners/optimizers.py: kwargs checked by name, weight_decay found.
+    __init__.__signature__ = inspect.signature(schedulefree.AdamWScheduleFree.__init__)
 
     @contextmanager
     def evaluation_weights(self):
