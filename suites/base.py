@@ -214,6 +214,6 @@ class FinalMetrics(Protocol):
 @runtime_checkable
 class EvaluationWeights(Protocol):
     """An optimizer: a context in which the model holds the weights to evaluate (averaged iterates).
-    Implemented by runners/ntasgd.py:NTASGD."""
+    Implemented by runners/ntasgd.py:NTASGD and runners/schedule_free.py:AdamWScheduleFree (its x)."""
 
     def evaluation_weights(self) -> ContextManager: ...
