@@ -16,9 +16,9 @@ name: `group["muon"]` is True for the hidden weight matrices, False for the task
 from __future__ import annotations
 
 import inspect
-from fnmatch import fnmatchcase
 import logging
 from collections import OrderedDict
+from fnmatch import fnmatchcase
 from typing import Any, Mapping
 
 import torch
