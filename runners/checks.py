@@ -13,7 +13,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from results.targets import MODES
 
-WD_MODES = ("l2", "decoupled")  # added to the gradient, or p <- p - lr_t * wd * p (runners/optimizers.py)
+# Added to the gradient, p <- p - lr_t * wd * p before the step, or the class's own form with each group's
+# weight_decay (runners/optimizers.py).
+WD_MODES = ("l2", "decoupled", "native")
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -133,8 +135,8 @@ def device_problems(spec: str) -> list[str]:
     return [f"device must be one of {', '.join(available)} on this machine{where}, got {spec!r}"]
 
 
-def optimizer_class_problems(opt: DictConfig, key: str = "optimizer") -> list[str]:
+def optimizer_class_problems(opt: DictConfig, key: str = "optimizer", io_params=None) -> list[str]:
     from .optimizers import check_optimizer_class  # imports torch
 
-    problem = check_optimizer_class(opt._target_, list(opt.kwargs))
+    problem = check_optimizer_class(opt._target_, list(opt.kwargs), opt.wd_mode, io_params)
     return [f"{key}.{problem}"] if problem else []

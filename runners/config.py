@@ -26,7 +26,7 @@ class OptimizerConf:
     name: str = MISSING
     lr: Optional[float] = None  # None: the task's LR for this optimizer
     weight_decay: Optional[float] = None  # None: the task's sourced value for this optimizer (task.wd)
-    wd_mode: str = "decoupled"  # l2 | decoupled (see runners/optimizers.py)
+    wd_mode: str = "decoupled"  # l2 | decoupled | native (see runners/optimizers.py)
     kwargs: Dict[str, Any] = field(default_factory=dict)
     no_decay_bias_norm: bool = True
     group_lr_mult: Dict[str, float] = field(default_factory=dict)
@@ -225,7 +225,8 @@ def validate(cfg: DictConfig, schedule: dict, lr: float | None) -> None:
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         found.append(f"optimizer.lr must be > 0 and finite, got {lr}")
     if not found:  # the checks that import torch, once the cheap ones pass
-        found += device_problems(cfg.device) + optimizer_class_problems(cfg.optimizer)
+        found += device_problems(cfg.device)
+        found += optimizer_class_problems(cfg.optimizer, io_params=cfg.task.get("io_params"))
     if found:
         raise UserError(found[0])
 

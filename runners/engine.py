@@ -187,7 +187,8 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
     for epoch in range(start_epoch, run.epochs):
         if stage is None or epoch >= stage.end:  # a new stage: fresh optimizer, schedule from its start
             stage = next(st for st in plan if st.start <= epoch < st.end)
-            optimizer = build_optimizer(stage_optimizer(opt_cfg, stage), model, lr * stage.lr_mult)
+            optimizer = build_optimizer(stage_optimizer(opt_cfg, stage), model, lr * stage.lr_mult,
+                                        run.task.io_params)
             if state is not None and epoch > stage.start:
                 optimizer.load_state_dict(state["optimizer"])
             schedule = build_schedule(schedule_cfg, stage.end - stage.start)

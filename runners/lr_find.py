@@ -103,7 +103,8 @@ def lr_range_test(task, run: RunConf, device: torch.device) -> RangeTest:
     model.train()
     stages = [asdict(st) for st in run.task.stages]
     stage = plan_stages(stages, max(len(stages), 1))[0]
-    optimizer = build_optimizer(stage_optimizer(asdict(run.optimizer), stage), model, stage.lr_mult)
+    optimizer = build_optimizer(stage_optimizer(asdict(run.optimizer), stage), model, stage.lr_mult,
+                                run.task.io_params)
     ramp = exponential(start, end)
     at = lambda i: ramp(i / (steps - 1))  # noqa: E731
     recorder = LossRecorder(find.smoothing, find.divergence)

@@ -5,13 +5,20 @@ torch.optim-compatible class plugged in by a config file — gets both modes:
   l2         grad <- grad + wd * p          (as torch.optim.Adam/SGD weight_decay; after clipping)
   decoupled  p    <- p - lr_t * wd * p      (AdamW, Loshchilov & Hutter; fastai 0.7 applies it before
                                              the optimizer step, as we do)
-The class itself is built with weight_decay=0 when it has that argument.
+The class itself is built with weight_decay=0 when it has that argument. A third mode, `native`, leaves
+decay to the class in its own published form (Schedule-Free AdamW, Lion, Muon): each torch group gets
+`weight_decay` = its decay (0 for biases and norms) and `apply_weight_decay` does nothing.
+
+A class with `splits_io_params = True` (runners/muon.py) gets its groups split once more by parameter
+name: `group["muon"]` is True for the hidden weight matrices, False for the task's input/output layers
+(task.io_params, fnmatch patterns of model.named_parameters() names) and every parameter with ndim < 2.
 """
 from __future__ import annotations
 
 import inspect
 import logging
 from collections import OrderedDict
+from fnmatch import fnmatchcase
 from typing import Any, Mapping
 
 import torch
@@ -19,9 +26,11 @@ from hydra.utils import get_class
 from torch import nn
 
 
-def check_optimizer_class(target: str, kwarg_names: list[str]) -> str | None:
-    """A problem with `optimizer._target_` or the kwargs it is given (relative to `optimizer.`), or
-    None: checked with the config, before a run starts, rather than when the model is built."""
+def check_optimizer_class(target: str, kwarg_names: list[str], wd_mode: str = "decoupled",
+                          io_params=None) -> str | None:
+    """A problem with `optimizer._target_`, the kwargs it is given or its wd_mode (relative to
+    `optimizer.`), or None: checked with the config, before a run starts, rather than when the model is
+    built. `io_params`: the task's, refused when empty for a class that splits them off."""
     quiet = logging.getLogger("hydra.utils")  # get_class logs the failure too: the message below says it
     was, quiet.disabled = quiet.disabled, True
     try:
@@ -31,6 +40,11 @@ def check_optimizer_class(target: str, kwarg_names: list[str]) -> str | None:
     finally:
         quiet.disabled = was
     params = inspect.signature(cls.__init__).parameters
+    if wd_mode == "native" and "weight_decay" not in params:
+        return f"wd_mode=native needs a class that decays itself (a weight_decay argument); {target} has none"
+    if getattr(cls, "splits_io_params", False) and not io_params:
+        return (f"_target_={target} trains the task's input/output layers with AdamW: task.io_params must "
+                f"name them (fnmatch patterns of parameter names), got []")
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return None
     unknown = sorted(set(kwarg_names) - set(params) - {"self", "params"})
@@ -59,32 +73,65 @@ def _check_names(kind: str, names, known) -> None:
                          f"this model has {list(known)}")
 
 
-def build_optimizer(cfg: Mapping[str, Any], model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Build the optimizer named by cfg['_target_'] over the model's groups, base LR `lr`."""
+def io_split(model: nn.Module, io_params) -> "dict[int, bool]":
+    """id(param) -> whether Muon trains it: ndim >= 2 and its name matches none of `io_params`. Raises
+    ValueError when a pattern matches no parameter (a typo would silently hand a layer to Muon) or when
+    no parameter is left for Muon."""
+    named = list(model.named_parameters())  # tied weights appear once, under their first name
+    if not io_params:
+        raise ValueError("task.io_params must name the model's input/output layers (fnmatch patterns of "
+                         "parameter names) for an optimizer that splits them off, got []")
+    unmatched = [pat for pat in io_params if not any(fnmatchcase(n, pat) for n, _ in named)]
+    if unmatched:
+        raise ValueError(f"task.io_params {unmatched} match no parameter of this model; it has "
+                         f"{[n for n, _ in named]}")
+    muon = {id(p): p.ndim >= 2 and not any(fnmatchcase(n, pat) for pat in io_params) for n, p in named}
+    if not any(muon.values()):
+        raise ValueError(f"task.io_params {list(io_params)} leave no hidden weight matrix (ndim >= 2) "
+                         f"for Muon: every parameter would be trained by AdamW")
+    return muon
+
+
+def _group_params(params, no_decay_split: bool, wd: float, muon: "dict[int, bool] | None"):
+    """(params, decay, extra group keys) lists of one named group: decayed vs biases/norms, and, when
+    the class splits, Muon vs AdamW parameters."""
+    plain = [p for p in params if no_decay_split and is_bias_or_norm(p)]
+    decayed = [p for p in params if not (no_decay_split and is_bias_or_norm(p))]
+    for plist, decay in ((decayed, wd), (plain, 0.0)):
+        if muon is None:
+            yield plist, decay, {}
+            continue
+        for flag in (True, False):
+            yield [p for p in plist if muon[id(p)] is flag], decay, {"muon": flag}
+
+
+def build_optimizer(cfg: Mapping[str, Any], model: nn.Module, lr: float,
+                    io_params=()) -> torch.optim.Optimizer:
+    """Build the optimizer named by cfg['_target_'] over the model's groups, base LR `lr`; `io_params`:
+    the task's input/output layer patterns, for a class that splits them off (runners/muon.py)."""
     groups = named_param_groups(model)
     mults = dict(cfg.get("group_lr_mult") or {})
     frozen = set(cfg.get("freeze") or [])
     _check_names("group_lr_mult", mults, groups)
     _check_names("freeze", frozen, groups)
     wd = float(cfg.get("weight_decay", 0.0))
+    cls = get_class(cfg["_target_"])
+    muon = io_split(model, io_params) if getattr(cls, "splits_io_params", False) else None
+    native = cfg.get("wd_mode") == "native"
     torch_groups = []
     for name, params in groups.items():
         for p in params:
             p.requires_grad_(name not in frozen)
-        no_decay_split = bool(cfg.get("no_decay_bias_norm", True))
-        decayed = [p for p in params if not (no_decay_split and is_bias_or_norm(p))]
-        plain = [p for p in params if no_decay_split and is_bias_or_norm(p)]
         mult = float(mults.get(name, 1.0))
-        for plist, decay in ((decayed, wd), (plain, 0.0)):
+        for plist, decay, extra in _group_params(params, bool(cfg.get("no_decay_bias_norm", True)), wd, muon):
             if plist:
-                torch_groups.append({"params": plist, "lr": lr * mult, "lr_mult": mult,
-                                     "decay": decay, "group": name})
-    cls = get_class(cfg["_target_"])
+                torch_groups.append({"params": plist, "lr": lr * mult, "lr_mult": mult, "decay": decay,
+                                     "group": name, **extra, **({"weight_decay": decay} if native else {})})
     kwargs = dict(cfg.get("kwargs") or {})
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
     if "weight_decay" in inspect.signature(cls.__init__).parameters:
-        kwargs["weight_decay"] = 0.0
+        kwargs["weight_decay"] = 0.0  # native: each group's own weight_decay overrides this default
     optimizer = cls(torch_groups, lr=lr, **kwargs)
     for group in optimizer.param_groups:
         group["base_lr"] = lr
@@ -114,7 +161,10 @@ def current_momentum(optimizer: torch.optim.Optimizer) -> float | None:
 
 @torch.no_grad()
 def apply_weight_decay(optimizer: torch.optim.Optimizer, mode: str) -> None:
-    """Call after clipping, before optimizer.step(). Frozen parameters (no grad) are left alone."""
+    """Call after clipping, before optimizer.step(). Frozen parameters (no grad) are left alone; `native`:
+    the class decays (each group's weight_decay, set by build_optimizer)."""
+    if mode == "native":
+        return
     for group in optimizer.param_groups:
         decay = group.get("decay", 0.0)
         if not decay:

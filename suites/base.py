@@ -87,6 +87,11 @@ class TaskConf:
     # optimizer.weight_decay is null. 0: no decay (and none tuned).
     wd: Dict[str, float] = field(default_factory=dict)
     search: SearchConf = field(default_factory=SearchConf)
+    # The model's input/output layers (first layer, embeddings, classifier head): fnmatch patterns of
+    # model.named_parameters() names. An optimizer that trains hidden weight matrices differently
+    # (Muon: runners/muon.py) gives these, and every parameter with ndim < 2, to AdamW instead, as
+    # Muon's authors prescribe (Jordan et al. 2024, kellerjordan.github.io/posts/muon). Empty: not set.
+    io_params: List[str] = field(default_factory=list)
     # test: train on the whole training set, evaluate on the test set. validation: hold out part of the
     # training set and evaluate on it only, metrics named val_* (suites/splits.py; tuning trials).
     split: str = "test"
@@ -209,6 +214,6 @@ class FinalMetrics(Protocol):
 @runtime_checkable
 class EvaluationWeights(Protocol):
     """An optimizer: a context in which the model holds the weights to evaluate (averaged iterates).
-    Implemented by runners/ntasgd.py:NTASGD."""
+    Implemented by runners/ntasgd.py:NTASGD and runners/schedule_free.py:AdamWScheduleFree (its x)."""
 
     def evaluation_weights(self) -> ContextManager: ...

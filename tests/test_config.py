@@ -99,7 +99,7 @@ def test_lr_comes_from_override_then_task_table():
 
 @pytest.mark.parametrize("args,match", [
     (["task=imagenet"], "Could not find 'task/imagenet'"),
-    (["optimizer=lion"], "Could not find 'optimizer/lion'"),
+    (["optimizer=lamb"], "Could not find 'optimizer/lamb'"),
     (["schedule=cosine"], "Could not find 'schedule/cosine'"),
     (["optimizer.lr=-1"], "error: optimizer.lr must be > 0"),
 ])
