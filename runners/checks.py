@@ -116,7 +116,8 @@ def warmup_decay_problems(schedule: dict) -> list[str]:
         if not 0 < schedule["cooldown_frac"] <= 1:
             found.append(f"schedule.cooldown_frac must be in (0, 1], got {schedule['cooldown_frac']}")
         if schedule["cooldown_shape"] not in ("linear", "sqrt"):
-            found.append(f"schedule.cooldown_shape must be linear or sqrt, got {schedule['cooldown_shape']!r}")
+            found.append(f"schedule.cooldown_shape must be linear or sqrt, got "
+                         f"{schedule['cooldown_shape']!r}")
     return found
 
 

@@ -91,7 +91,8 @@ def test_trunk_is_extended_not_retrained(tmp_path, monkeypatch):
     status = records.read_status(trunk.path / records.STATUS_FILE)
     assert status["status"] == "halted" and status["epochs_done"] == 6
     assert trunk.path.parent.name == "toy-trunks"  # apart from the suite's runs
-    assert sorted(p.name for p in (trunk.path / "checkpoints").iterdir()) == [f"epoch_{e}.pt" for e in range(1, 7)]
+    kept = sorted(p.name for p in (trunk.path / "checkpoints").iterdir())
+    assert kept == [f"epoch_{e}.pt" for e in range(1, 7)]
     _, again = search(cfg, True, monkeypatch)
     assert {r["action"] for r in again.runs} == {"cached"} and again.trunk is None
 

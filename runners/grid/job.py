@@ -74,13 +74,14 @@ class ProbeRunner:
                 self.trunk = self.trunk or Trunk(self.cfg)
                 if self.trunk.seed(cfg, budget):
                     entry.update(action="branched", branched_at=branch_epoch(self.cfg, budget))
-            done_before = len(records.read_metrics(path / records.METRICS_FILE))
+            metrics = path / records.METRICS_FILE
+            done_before = len(records.read_metrics(metrics))
             try:
                 status = execute(cfg)
             finally:  # also a failed run: its status says why
                 failed = read_status(path) or {}
                 entry.update(status=failed.get("status", "failed"), epochs_done=failed.get("epochs_done"),
-                             epochs_trained=len(records.read_metrics(path / records.METRICS_FILE)) - done_before)
+                             epochs_trained=len(records.read_metrics(metrics)) - done_before)
         entry.update(status=status["status"], epochs_done=status.get("epochs_done"),
                      hit=status["status"] == "completed" and bool(status.get("target_met_at_end")),
                      status_dict=status)
