@@ -20,12 +20,14 @@ from omegaconf import OmegaConf
 
 from .errors import UserError
 
-STATUSES = ("running", "completed", "diverged", "pruned", "failed")
+# "halted": stopped after RunConf.halt_after epochs, to be resumed (a WSD trunk: runners/grid/wsd.py).
+STATUSES = ("running", "completed", "diverged", "pruned", "failed", "halted")
 # Rerunning these would repeat the same result. "pruned": a tuning trial stopped by the pruner.
 FINAL_STATUSES = ("completed", "diverged", "pruned")
 # Keys that change where or how a run reports, never what it computes: excluded from the run id.
 OUTPUT_ONLY_KEYS = ("results_dir", "progress", "force", "suite", "keep_checkpoint", "threads", "hydra",
-                    "tuning_trial")
+                    "tuning_trial", "halt_after", "keep_epoch_checkpoints")
+EPOCH_CHECKPOINTS_DIR = "checkpoints"  # checkpoints/epoch_<e>.pt, with RunConf.keep_epoch_checkpoints
 
 METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
@@ -56,6 +58,11 @@ def run_id(config: Mapping[str, Any], exclude: tuple[str, ...] = OUTPUT_ONLY_KEY
     kept = {k: v for k, v in config.items() if k not in exclude}
     canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def epoch_checkpoint_path(path: Path, epoch: int) -> Path:
+    """A run's checkpoint after `epoch`, kept when RunConf.keep_epoch_checkpoints (a WSD trunk's)."""
+    return path / EPOCH_CHECKPOINTS_DIR / f"epoch_{epoch}.pt"
 
 
 def run_dir(results_dir: str | os.PathLike, suite: str, rid: str) -> Path:

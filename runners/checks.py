@@ -102,6 +102,24 @@ def schedule_problems(schedule: dict) -> list[str]:
             found.append("schedule.moms must have 2 values (high, low)")
     if kind == "step" and not 0 < schedule["gamma"] <= 1:
         found.append(f"schedule.gamma must be in (0, 1], got {schedule['gamma']}")
+    return found + warmup_decay_problems(schedule)
+
+
+def warmup_decay_problems(schedule: dict) -> list[str]:
+    """warmup, cosine, wsd: lengths and the final LR multiplier."""
+    found, kind = [], schedule["kind"]
+    if kind in ("warmup", "wsd") and not schedule["warmup_epochs"] >= 0:
+        found.append(f"schedule.warmup_epochs must be >= 0, got {schedule['warmup_epochs']}")
+    if kind == "cosine" and not 0 <= schedule["warmup_pct"] < 1:
+        found.append(f"schedule.warmup_pct must be in [0, 1), got {schedule['warmup_pct']}")
+    if kind in ("cosine", "wsd") and not 0 <= schedule["final"] <= 1:
+        found.append(f"schedule.final must be in [0, 1] (a multiplier of the LR), got {schedule['final']}")
+    if kind == "wsd":
+        if not 0 < schedule["cooldown_frac"] <= 1:
+            found.append(f"schedule.cooldown_frac must be in (0, 1], got {schedule['cooldown_frac']}")
+        if schedule["cooldown_shape"] not in ("linear", "sqrt"):
+            found.append(f"schedule.cooldown_shape must be linear or sqrt, got "
+                         f"{schedule['cooldown_shape']!r}")
     return found
 
 

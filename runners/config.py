@@ -74,6 +74,40 @@ class StepConf:
 
 
 @dataclass
+class WarmupConf:
+    """Linear warm-up, then constant: Schedule-Free AdamW's only schedule (Defazio et al. 2024)."""
+
+    name: str = "warmup"
+    kind: str = "warmup"
+    warmup_epochs: float = 1.0
+
+
+@dataclass
+class CosineConf:
+    name: str = "cosine"
+    kind: str = "cosine"
+    warmup_pct: float = 0.05
+    final: float = 0.0  # multiplier of the base LR at the end
+
+
+@dataclass
+class WsdConf:
+    """Warm-up-stable-decay (runners/schedules.py wsd). Defaults: a cooldown over the last 20% of the
+    budget, the length at which Hägele et al. 2024 (arXiv:2405.18392, sec. 3) found constant LR +
+    cooldown matching cosine; linear, their baseline shape ("1-sqrt", which they found better on LLMs,
+    is cooldown_shape=sqrt); one warm-up epoch, the twins' smallest whole unit (a function of epochs, so
+    the stable prefix is the same for every budget)."""
+
+    name: str = "wsd"
+    kind: str = "wsd"
+    warmup_epochs: float = 1.0
+    cooldown_frac: float = 0.2
+    final: float = 0.0
+    cooldown_shape: str = "linear"  # linear (1 - t) | sqrt (1 - sqrt(t), Hägele et al.'s "1-sqrt")
+    stable_only: bool = False  # no cooldown: the grid's trunk run (runners/grid/wsd.py), never a cell
+
+
+@dataclass
 class ReferenceConf:
     """'Without 1cycle': replaced at run time by the task's `reference` schedule."""
 
@@ -82,7 +116,8 @@ class ReferenceConf:
 
 
 SCHEDULE_SCHEMAS = {"one_cycle": OneCycleConf, "one_cycle_phases": OneCyclePhasesConf,
-                    "constant": ConstantConf, "step": StepConf}
+                    "constant": ConstantConf, "step": StepConf, "warmup": WarmupConf, "cosine": CosineConf,
+                    "wsd": WsdConf}
 
 
 @dataclass
@@ -128,6 +163,10 @@ class RunConf:
     # A tuning trial's number in its study (runners/tuning.py): recorded, never part of the run id, so a
     # trial retried under a new number resumes the same run.
     tuning_trial: Optional[int] = None
+    # Output-only too (records.OUTPUT_ONLY_KEYS), for WSD's trunk run (runners/grid/wsd.py): stop after
+    # this epoch, the run left resumable ("halted"); and keep every epoch's checkpoint, to branch from.
+    halt_after: Optional[int] = None
+    keep_epoch_checkpoints: bool = False
 
 
 def register_configs(task_schemas: Mapping[str, type]) -> None:

@@ -72,7 +72,7 @@ def autocast(device: torch.device, precision: str):
 
 @dataclass
 class Outcome:
-    status: str  # completed | diverged | pruned
+    status: str  # completed | diverged | pruned | halted (RunConf.halt_after)
     epochs_done: int
     message: str = ""
 
@@ -185,6 +185,8 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
     plan, stage = plan_stages([asdict(st) for st in run.task.stages], run.epochs), None
     opt_cfg, target = asdict(run.optimizer), run.task.target
     for epoch in range(start_epoch, run.epochs):
+        if run.halt_after is not None and epoch >= run.halt_after:  # resumable: a WSD trunk's pause
+            return Outcome("halted", epoch, f"halted after epoch {epoch} (halt_after)")
         if stage is None or epoch >= stage.end:  # a new stage: fresh optimizer, schedule from its start
             stage = next(st for st in plan if st.start <= epoch < st.end)
             optimizer = build_optimizer(stage_optimizer(opt_cfg, stage), model, lr * stage.lr_mult,

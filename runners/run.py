@@ -68,6 +68,7 @@ class RunFiles:
         # the failure in status.json (a disk filled by someone else is as full as one filled by us).
         self.ballast_path = path / ".ballast"
         self.rows: list[dict] = []
+        self.keep_epoch_checkpoints = False  # RunConf.keep_epoch_checkpoints (a WSD trunk's)
 
     def read_state(self) -> dict | None:
         """Existing status (None for a new run); raises UserError when the old records are corrupt."""
@@ -100,7 +101,21 @@ class RunFiles:
     def epoch_done(self, row: dict, state: dict) -> None:
         records.append_jsonl(self.metrics_path, row)  # first the row, then the checkpoint covering it
         self.rows.append(row)
-        save_checkpoint(self.checkpoint_path, state)
+        if not self.keep_epoch_checkpoints:
+            save_checkpoint(self.checkpoint_path, state)
+            return
+        # The epoch's own file first, then checkpoint.pt made a hard link to it (atomically): whenever
+        # checkpoint.pt is at epoch e, checkpoints/epoch_<e>.pt exists. Every save makes a new file, so
+        # a kept epoch is never overwritten in place.
+        kept = records.epoch_checkpoint_path(self.path, state["epoch"])
+        save_checkpoint(kept, state)
+        link = self.path / f".{records.CHECKPOINT_FILE}.link"
+        link.unlink(missing_ok=True)
+        try:
+            os.link(kept, link)
+            os.replace(link, self.checkpoint_path)
+        except OSError:  # a filesystem without hard links
+            save_checkpoint(self.checkpoint_path, state)
 
     def write_status(self, status: dict) -> None:
         records.write_json_atomic(self.status_path, status)
@@ -242,6 +257,7 @@ def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: di
         raise UserError(f"task.target.metric={target.metric!r} is not a metric of task {cfg.task.name!r};"
                         f" it produces {list(task.metrics)}")
     files.path.mkdir(parents=True, exist_ok=True)
+    files.keep_epoch_checkpoints = cfg.keep_epoch_checkpoints
     records.write_text_atomic(files.path / records.CONFIG_FILE,
                               OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
     if previous is not None:
@@ -253,6 +269,8 @@ def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: di
               "lr": {"value": lr, "origin": lr_origin}, "weight_decay": run.optimizer.weight_decay,
               "split": cfg.task.get("split", "test"), "trial": cfg.tuning_trial, "target": target.as_dict(),
               "environment": environment(device), "started": (previous or {}).get("started", now())}
+    if previous and "branched_from" in previous:  # a WSD branch seeded from its trunk (runners/grid/wsd.py)
+        status["branched_from"] = previous["branched_from"]
     files.write_status({**status, "status": "running"})
     files.hold_ballast()
     try:
@@ -270,6 +288,7 @@ def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: di
         status.update(study=f"{cfg.task.name}/{cfg.optimizer.name}/{schedule_cfg['name']}",
                       score=trial_score(status, files.rows))
     files.write_final_status(status)
-    if not cfg.keep_checkpoint:  # the records say all; a grid of ResNet-50 checkpoints would fill disks
+    # The records say all; a grid of ResNet-50 checkpoints would fill disks. A halted run resumes from it.
+    if not cfg.keep_checkpoint and outcome.status != "halted":
         files.checkpoint_path.unlink(missing_ok=True)
     return status

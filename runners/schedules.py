@@ -95,6 +95,53 @@ def step(milestones: Sequence[float], gamma: float, total_epochs: float,
     return scheduled
 
 
+def warmup(warmup_epochs: float) -> Callable[[float], tuple[float, None]]:
+    """LR multiplier 0 -> 1 linearly over `warmup_epochs`, then 1; momentum untouched. A function of
+    epochs (not pos), so budget-free: Schedule-Free AdamW needs warm-up only (Defazio et al. 2024)."""
+    return lambda epoch: (min(1.0, epoch / warmup_epochs) if warmup_epochs > 0 else 1.0, None)
+
+
+def cosine(warmup_pct: float = 0.0, final: float = 0.0) -> Schedule:
+    """Linear warm-up 0 -> 1 over `warmup_pct` of the run, then half a cosine 1 -> `final` (SGDR without
+    restarts, Loshchilov & Hutter 2017, eq. 5 with T_i the run)."""
+    def scheduled(pos: float) -> tuple[float, None]:
+        pos = min(max(pos, 0.0), 1.0)
+        if pos < warmup_pct:
+            return pos / warmup_pct, None
+        t = (pos - warmup_pct) / (1 - warmup_pct)
+        return final + (1 - final) * (1 + math.cos(math.pi * t)) / 2, None
+
+    return scheduled
+
+
+def cooldown_start(budget: int, cooldown_frac: float) -> int:
+    """s(B): the whole epoch where WSD's cooldown starts — the last max(1, round(frac * B)) epochs of
+    the budget decay. The one definition: the schedule and the grid's branch search both use it."""
+    return budget - max(1, round(cooldown_frac * budget))
+
+
+COOLDOWN_SHAPES = {"linear": lambda t: 1 - t, "sqrt": lambda t: 1 - math.sqrt(t)}  # "1-sqrt": Hägele
+
+
+def wsd(total_epochs: int, warmup_epochs: float = 1.0, cooldown_frac: float = 0.2, final: float = 0.0,
+        cooldown_shape: str = "linear", stable_only: bool = False) -> Callable[[float], tuple]:
+    """Warm-up-stable-decay (Hu et al. 2024 MiniCPM; Hägele et al. 2024, arXiv:2405.18392): the warm-up
+    above, stable at 1, then from epoch s(B) a cooldown to `final` over the rest of the budget B. A
+    function of epochs: before s(B) the LR does not depend on B, bit for bit (runners/grid/wsd.py
+    branches every budget's run from one stable run). `stable_only`: no cooldown — that stable run."""
+    warm, shape = warmup(warmup_epochs), COOLDOWN_SHAPES[cooldown_shape]
+    start = total_epochs if stable_only else cooldown_start(total_epochs, cooldown_frac)
+
+    def scheduled(epoch: float) -> tuple[float, None]:
+        lr = warm(epoch)[0]
+        if epoch <= start:  # a cooldown starting inside the warm-up (tiny B) scales it down
+            return lr, None
+        t = min(1.0, (epoch - start) / (total_epochs - start))
+        return lr * (final + (1 - final) * shape(t)), None
+
+    return scheduled
+
+
 @dataclass(frozen=True)
 class BuiltSchedule:
     """A schedule bound to a run length: call with epochs done (a float, stepped per batch)."""
@@ -102,12 +149,17 @@ class BuiltSchedule:
     fn: Schedule
     total_epochs: float
     budget_free: bool  # True when the LR at epoch e does not depend on the total budget
+    # fn takes epochs done, not pos: a schedule defined in epochs (warmup, wsd) then sees the same float
+    # at an epoch whatever the budget ((e / B) * B need not be e), so a WSD branch repeats its trunk exactly.
+    in_epochs: bool = False
 
     def __call__(self, epochs_done: float) -> tuple[float, float | None]:
-        return self.fn(epochs_done / self.total_epochs)
+        return self.fn(epochs_done if self.in_epochs else epochs_done / self.total_epochs)
 
 
-BUDGET_FREE = {"constant": True, "step": True, "one_cycle": False, "one_cycle_phases": False}
+# wsd: budget-dependent, though its LR before s(B) is not (the grid's branch search relies on that).
+BUDGET_FREE = {"constant": True, "step": True, "warmup": True, "one_cycle": False,
+               "one_cycle_phases": False, "cosine": False, "wsd": False}
 
 
 def build_schedule(cfg: dict, total_epochs: float) -> BuiltSchedule:
@@ -122,6 +174,13 @@ def build_schedule(cfg: dict, total_epochs: float) -> BuiltSchedule:
         fn = constant(**params)
     elif kind == "step":
         fn = step(total_epochs=total_epochs, **params)
+    elif kind == "cosine":
+        fn = cosine(**params)
+    elif kind == "warmup":
+        fn = warmup(**params)
+    elif kind == "wsd":
+        fn = wsd(total_epochs=int(total_epochs), **params)
     else:
         raise ValueError(f"unknown schedule kind {kind!r}; known: {sorted(BUDGET_FREE)}")
-    return BuiltSchedule(fn=fn, total_epochs=float(total_epochs), budget_free=BUDGET_FREE[kind])
+    return BuiltSchedule(fn=fn, total_epochs=float(total_epochs), budget_free=BUDGET_FREE[kind],
+                         in_epochs=kind in ("warmup", "wsd"))

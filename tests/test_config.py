@@ -100,7 +100,7 @@ def test_lr_comes_from_override_then_task_table():
 @pytest.mark.parametrize("args,match", [
     (["task=imagenet"], "Could not find 'task/imagenet'"),
     (["optimizer=lamb"], "Could not find 'optimizer/lamb'"),
-    (["schedule=cosine"], "Could not find 'schedule/cosine'"),
+    (["schedule=sgdr"], "Could not find 'schedule/sgdr'"),
     (["optimizer.lr=-1"], "error: optimizer.lr must be > 0"),
 ])
 def test_cli_bad_choice_is_one_clear_message(args, match, results):

@@ -98,3 +98,58 @@ def test_exponential_ramp_is_geometric_and_leaves_momentum_alone():
     assert lrs[0] == pytest.approx(1e-7) and lrs[-1] == pytest.approx(10.0)
     assert [b / a for a, b in zip(lrs, lrs[1:])] == pytest.approx([10.0] * 8)  # a decade a step
     assert ramp(0.5)[1] is None
+
+
+def test_warmup_is_linear_then_one_and_budget_free():
+    from runners.schedules import warmup
+
+    fn = warmup(2.0)
+    assert [fn(e)[0] for e in (0, 0.5, 1, 2, 50)] == pytest.approx([0, 0.25, 0.5, 1, 1])
+    assert fn(1)[1] is None
+    a, b = build_schedule({"kind": "warmup", "warmup_epochs": 2.0}, 5), build_schedule(
+        {"kind": "warmup", "warmup_epochs": 2.0}, 90)
+    assert a.budget_free and [a(e) for e in (0.3, 1.7, 4)] == [b(e) for e in (0.3, 1.7, 4)]
+
+
+def test_cosine_warmup_then_half_cosine_to_final():
+    from runners.schedules import cosine
+
+    fn = cosine(warmup_pct=0.1, final=0.1)
+    assert fn(0.0)[0] == pytest.approx(0) and fn(0.05)[0] == pytest.approx(0.5)
+    assert fn(0.1)[0] == pytest.approx(1.0)
+    assert fn(0.55)[0] == pytest.approx(0.55)  # half way down: (1 + final) / 2
+    assert fn(1.0)[0] == pytest.approx(0.1)
+    assert not build_schedule({"kind": "cosine", "warmup_pct": 0.0, "final": 0.0}, 10).budget_free
+
+
+def test_wsd_cooldown_starts_on_a_whole_epoch():
+    from runners.schedules import cooldown_start
+
+    assert [cooldown_start(b, 0.2) for b in (1, 2, 4, 5, 8, 10, 30)] == [0, 1, 3, 4, 6, 8, 24]
+    assert cooldown_start(10, 0.5) == 5 and cooldown_start(10, 1.0) == 0
+
+
+@pytest.mark.parametrize("shape,mid", [("linear", 0.5), ("sqrt", 1 - math.sqrt(0.5))])
+def test_wsd_values_warmup_stable_cooldown(shape, mid):
+    from runners.schedules import wsd
+
+    fn = wsd(total_epochs=10, warmup_epochs=1.0, cooldown_frac=0.2, final=0.0, cooldown_shape=shape)
+    assert [fn(e)[0] for e in (0, 0.5, 1, 5, 8)] == pytest.approx([0, 0.5, 1, 1, 1])  # s(10) = 8
+    assert fn(9)[0] == pytest.approx(mid) and fn(10)[0] == pytest.approx(0.0)
+    lrs = [fn(8 + i / 50)[0] for i in range(101)]
+    assert all(x >= y for x, y in zip(lrs, lrs[1:]))  # the cooldown only falls
+    assert wsd(10, cooldown_frac=0.2, final=0.1)(10)[0] == pytest.approx(0.1)
+    assert wsd(10, stable_only=True)(9.9)[0] == 1.0  # the trunk: no cooldown
+
+
+def test_wsd_budgets_agree_bit_for_bit_before_the_earlier_cooldown():
+    from runners.schedules import cooldown_start
+
+    cfg = {"kind": "wsd", "warmup_epochs": 1.5, "cooldown_frac": 0.2, "final": 0.0,
+           "cooldown_shape": "linear", "stable_only": False}
+    for b1, b2 in ((7, 30), (3, 4), (12, 13)):
+        s1, s2 = build_schedule(cfg, b1), build_schedule(cfg, b2)
+        start = min(cooldown_start(b1, 0.2), cooldown_start(b2, 0.2))
+        points = [e + i / 37 for e in range(start) for i in range(37)]
+        assert [s1(p) for p in points] == [s2(p) for p in points]  # exact: a branch relies on it
+        assert s1(b1) != s2(b1)  # and they do differ after

@@ -4,7 +4,8 @@ Hydra task function every launcher (basic, joblib, submitit) runs, in this proce
 Budget-free schedules and recipe cells: one run at the task's budget (a budget-free one stopped at the
 target). Budget-dependent grid cells (1cycle): the budget search of runners/budget.py, each probe a real
 `execute` with `epochs=B`, which skips a finished run and resumes an interrupted one (runs are keyed by
-the hash of their config). The plan (`plan=true`) walks the same `search_cell` with a `DryRunner`. The
+the hash of their config); a WSD cell's probes branch from one stable run (runners/grid/wsd.py). The
+plan (`plan=true`) walks the same `search_cell` with a `DryRunner`. The
 job never raises: a failed probe is recorded in its run and in the cell record, and the grid goes on.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from results.targets import seed_epochs_to_target
 from ..budget import search_budget
 from ..config import run_path
 from .cells import GridConf, cell_name, cell_path, is_budget_free, run_config, searches_budget
+from .wsd import Trunk, branch_epoch, branches
 
 
 def read_status(path: Path) -> dict | None:
@@ -51,6 +53,7 @@ class ProbeRunner:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
         self.runs: list[dict] = []
+        self.trunk: Trunk | None = None  # a WSD cell's, made at its first probe (after any tuning)
 
     def run(self, budget: int, stop_at_target: bool) -> dict:
         from ..run import execute  # torch and the engine load only when a job really trains
@@ -67,11 +70,18 @@ class ProbeRunner:
         if action == "cached":
             status = before
         else:
+            if branches(self.cfg):
+                self.trunk = self.trunk or Trunk(self.cfg)
+                if self.trunk.seed(cfg, budget):
+                    entry.update(action="branched", branched_at=branch_epoch(self.cfg, budget))
+            metrics = path / records.METRICS_FILE
+            done_before = len(records.read_metrics(metrics))
             try:
                 status = execute(cfg)
             finally:  # also a failed run: its status says why
                 failed = read_status(path) or {}
-                entry.update(status=failed.get("status", "failed"), epochs_done=failed.get("epochs_done"))
+                entry.update(status=failed.get("status", "failed"), epochs_done=failed.get("epochs_done"),
+                             epochs_trained=len(records.read_metrics(metrics)) - done_before)
         entry.update(status=status["status"], epochs_done=status.get("epochs_done"),
                      hit=status["status"] == "completed" and bool(status.get("target_met_at_end")),
                      status_dict=status)
@@ -85,6 +95,7 @@ class DryRunner:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
         self.runs: list[dict] = []
+        self.trunk_needed = 0  # a WSD cell: the last trunk epoch its planned branches start from
 
     def run(self, budget: int, stop_at_target: bool) -> dict:
         recorded = read_status(run_path(run_config(self.cfg, epochs=budget,
@@ -96,6 +107,9 @@ class DryRunner:
         assumed = {"status": "completed", "epochs": budget, "target_met_at_end": hit,
                    "epochs_to_target": None, "budget_free": is_budget_free(self.cfg)}
         done_epochs = int((recorded or {}).get("epochs_done") or 0)
+        if recorded is None and branches(self.cfg) and branch_epoch(self.cfg, budget) > 0:
+            done_epochs = branch_epoch(self.cfg, budget)  # from the trunk: only its cooldown is trained
+            self.trunk_needed = max(self.trunk_needed, done_epochs)
         self.runs.append({"budget": budget, "state": "resume" if recorded else "todo",
                           "cost": budget - done_epochs, "status_dict": assumed})
         return assumed
@@ -127,7 +141,8 @@ def search_cell(cfg: DictConfig, runner) -> int | None:
 
 
 def cell_record(cfg: DictConfig, runs: list[dict], epochs: int | None, error: str | None,
-                started: str, wall_s: float, tuning: dict | None = None) -> dict:
+                started: str, wall_s: float, tuning: dict | None = None, trunk: dict | None = None) -> dict:
+    """`trunk`: a WSD cell's stable run (runners/grid/wsd.py); `epochs_trained` counts its epochs too."""
     first = runs[0].get("status_dict", {}) if runs else {}
     return {"cell": cell_name(cfg), "task": cfg.task.name, "recipe": cfg.get("recipe"),
             "tuned": tuning is not None, "tuning": tuning,
@@ -136,7 +151,9 @@ def cell_record(cfg: DictConfig, runs: list[dict], epochs: int | None, error: st
             "status": "failed" if error else "ok", "error": error,
             "epochs_to_target": epochs, "censored": error is None and epochs is None,
             "probes": [{k: v for k, v in r.items() if k != "status_dict"} for r in runs],
-            "runs_trained": sum(r["action"] != "cached" for r in runs), "started": started,
+            "runs_trained": sum(r["action"] != "cached" for r in runs), "trunk": trunk,
+            "epochs_trained": sum(r.get("epochs_trained") or 0 for r in runs) + (trunk or {}).get(
+                "epochs_trained", 0), "started": started,
             "ended": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
             "wall_s": round(wall_s, 1)}
 
@@ -184,7 +201,8 @@ def run_cell_job(job_cfg: DictConfig) -> dict:
         error = error_line(exc)
         if os.environ.get("ONECYCLE_GRID_TRACEBACK"):
             traceback.print_exc()
-    record = cell_record(cfg, runner.runs, epochs, error, started, time.perf_counter() - clock, tuning)
+    record = cell_record(cfg, runner.runs, epochs, error, started, time.perf_counter() - clock, tuning,
+                         runner.trunk.record() if runner.trunk else None)
     try:
         records.write_json_atomic(cell_path(cfg), record)
     except (OSError, UserError) as exc:  # read-only or full: the summary will find the cell unrecorded

@@ -14,6 +14,7 @@ from results import records
 from ..config import configured_lr
 from .cells import cell_name, is_budget_free, run_config
 from .job import DryRunner, is_tuned, search_cell
+from .wsd import branches, planned_trunk
 
 
 def planned_lr(run_cfg: DictConfig) -> tuple[float | None, str]:
@@ -42,8 +43,10 @@ def plan_cell(cfg: DictConfig) -> dict:
     search_cell(cfg, runner)
     lr, origin = (None, "tuning (to run)") if pending else planned_lr(run_config(cfg))
     probes = [{k: v for k, v in r.items() if k != "status_dict"} for r in runner.runs]
-    return {"cell": cell_name(cfg), "task": cfg.task.name, "lr": lr, "lr_origin": origin,
-            "probes": probes, "cost": sum(p["cost"] for p in probes)}
+    # A WSD cell: its branches' cooldowns (the probes' cost) plus the stable trunk they start from.
+    trunk = planned_trunk(cfg, runner.trunk_needed) if branches(cfg) else None
+    return {"cell": cell_name(cfg), "task": cfg.task.name, "lr": lr, "lr_origin": origin, "probes": probes,
+            "trunk": trunk, "cost": sum(p["cost"] for p in probes) + (trunk or {}).get("cost", 0)}
 
 
 def epoch_seconds(task: str, configured: Mapping[str, float],
@@ -88,6 +91,8 @@ def format_plan(cells: list[DictConfig]) -> list[str]:
         by_task.setdefault(cfg.task.name, [cfg, 0])[1] += plan["cost"]
         lr = f"{plan['lr']:.3g}" if plan["lr"] is not None else "?"
         runs = " ".join(f"{p['budget']}:{p['state']}" for p in plan["probes"])
+        if plan["trunk"]:  # the stable run the WSD branches start from, to epoch `needed`
+            runs = f"trunk:{plan['trunk']['needed']} " + runs
         lines.append(f"  {plan['cell']:<44} lr {lr:<8} {plan['lr_origin']:<26} runs {runs:<40} "
                      f"~{plan['cost']} epochs")
     hours, unpriced = 0.0, []
