@@ -95,6 +95,8 @@ def test_trunk_is_extended_not_retrained(tmp_path, monkeypatch):
     assert kept == [f"epoch_{e}.pt" for e in range(1, 7)]
     _, again = search(cfg, True, monkeypatch)
     assert {r["action"] for r in again.runs} == {"cached"} and again.trunk is None
+    trunk.release()  # the grid's, once the cell's search ended: the records and last checkpoint stay
+    assert not (trunk.path / "checkpoints").exists() and (trunk.path / records.CHECKPOINT_FILE).exists()
 
 
 def test_plan_prices_trunk_plus_cooldowns(tmp_path, monkeypatch):

@@ -195,6 +195,8 @@ def run_cell_job(job_cfg: DictConfig) -> dict:
             tuning = tune(cfg)
             runner.cfg = tuned(cfg, tuning)
         epochs = search_cell(runner.cfg, runner)
+        if runner.trunk:
+            runner.trunk.release()
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 — OOM, divergence-turned-error, bad data: record, go on

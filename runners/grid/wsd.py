@@ -121,6 +121,12 @@ class Trunk:
                 "message": f"branched from trunk {self.path.name} at epoch {epoch}"})
         return True
 
+    def release(self) -> None:
+        """Drop the per-epoch checkpoints once the cell's search has ended (a ResNet-50's are ~300 MB
+        each); the trunk's records and last checkpoint stay. A later probe that needs an epoch no longer
+        kept runs from scratch instead (`seed` returns False)."""
+        shutil.rmtree(self.path / records.EPOCH_CHECKPOINTS_DIR, ignore_errors=True)
+
     def record(self) -> dict:
         return {"run_id": self.path.name, "suite": self.cfg.suite, "epochs_done": trunk_rows(self.path),
                 "epochs_trained": self.epochs_trained}
