@@ -196,6 +196,7 @@ def cell_overrides(suite: str, user_args: list[str]) -> tuple[list[list[str]], l
     settings: GridSettings = OmegaConf.to_object(base.grid)
     if settings.pair_problems():  # before the product: a bad pair would only show as missing cells
         raise UserError(settings.pair_problems()[0])
+    pairs = settings.pair_set()
     declared = {k: sweep_values(f"{k}={v}")[1] for k, v in base.grid.sweep.items()}
     sweeps, fixed = split_args(user_args, set(declared))
     declared.update(sweeps)
@@ -208,11 +209,11 @@ def cell_overrides(suite: str, user_args: list[str]) -> tuple[list[list[str]], l
         common = [f"suite={suite}", f"task={task}", *task_fixed]
         combos = [dict(zip(keys, combo)) for combo in itertools.product(*keys.values())]
         if settings.pairs:
-            combos = [c for c in combos if (c.get("optimizer"), c.get("schedule")) in settings.pair_set()]
+            combos = [c for c in combos if (c.get("optimizer"), c.get("schedule")) in pairs]
             if not combos:
-                raise UserError(f"grid.pairs keeps no cell of {task}: its sweep has optimizer="
-                                f"{','.join(keys.get('optimizer', []))} and schedule={','.join(keys.get('schedule', []))}"
-                                f", the pairs are {', '.join(settings.pairs)} (grid.pairs=[] runs the full product)")
+                swept = " and ".join(f"{k}={','.join(keys.get(k, []))}" for k in PAIR_KEYS)
+                raise UserError(f"grid.pairs keeps no cell of {task}: its sweep has {swept}, the pairs are "
+                                f"{', '.join(settings.pairs)} (grid.pairs=[] runs the full product)")
         cells += [[*common, *(f"{k}={v}" for k, v in combo.items()), *fixed] for combo in combos]
         recipe_keys = {k: v for k, v in keys.items() if k not in RECIPE_FIXED}
         recipe_fixed = [a for a in fixed if sweep_values(a)[0] not in RECIPE_FIXED]
