@@ -34,12 +34,12 @@ run: $(STAMP) ## Train one experiment (default: digits_resnet, adamw + one_cycle
 	$(BIN)/python -m runners.train $(ARGS)
 
 # The grid, then the report (even after a failed cell: the page lists it), exiting with the grid's status.
-# The mini runs one joblib worker per CPU core unless ARGS picks a launcher.
+# The CPU suites (mini, *_mini) run one joblib worker per CPU core unless ARGS picks a launcher.
 reproduce: $(STAMP) ## Run a suite then build its report (SUITE=blog on CUDA, mini otherwise)
 	@suite="$(SUITE)"; \
 	if [ -z "$$suite" ]; then suite=$$($(BIN)/python -c "import torch; print('blog' if torch.cuda.is_available() else 'mini')"); \
 	  echo "SUITE=$$suite (blog on CUDA, mini otherwise; choose with SUITE=NAME)"; fi; \
-	launcher=""; case "$(ARGS)" in *hydra/launcher=*) ;; *) [ "$$suite" = mini ] && launcher="hydra/launcher=local_parallel";; esac; \
+	launcher=""; case "$(ARGS)" in *hydra/launcher=*) ;; *) case "$$suite" in mini|*_mini) launcher="hydra/launcher=local_parallel";; esac;; esac; \
 	$(BIN)/python -m runners.grid suite=$$suite results_dir=$(RESULTS) $$launcher $(ARGS); status=$$?; \
 	[ $$status -eq 2 ] && exit 2; \
 	$(BIN)/python -m report suite=$$suite results_dir=$(RESULTS) || exit $$?; \

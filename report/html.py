@@ -8,6 +8,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from .analysis import Analysis
+from .modern import PREFIX as MODERN_PREFIX
+from .modern import RULE as MODERN_RULE
 from .plots import Figure
 from .tables import Table
 
@@ -54,11 +56,14 @@ def _env() -> Environment:
 def render(analysis: Analysis, tables: list[Table], figures: list[Figure], built: dt.datetime | None = None) -> str:
     built = built or dt.datetime.now(dt.timezone.utc)
     by_name = {t.name: t for t in tables}
+    modern = [t for t in tables if t.name.startswith(MODERN_PREFIX)]  # "Still the fastest?", its own section
     return _env().get_template("index.html.j2").render(
         suite=analysis.records.suite, built=built.isoformat(timespec="seconds"),
         env=environment_summary(analysis), counts=run_counts(analysis),
         claims=by_name["claims"], tuned=[by_name[n] for n in TUNING_TABLES],
-        tables=[t for t in tables if t.name not in ("claims", "excluded_runs", "seeds", *TUNING_TABLES)],
+        modern=modern, modern_rule=MODERN_RULE,
+        tables=[t for t in tables if t.name not in ("claims", "excluded_runs", "seeds", *TUNING_TABLES)
+                and t not in modern],
         seeds=by_name["seeds"], problems=by_name["excluded_runs"], tasks=analysis.tasks,
         targets=analysis.targets, max_epochs=analysis.max_epochs, figures=figures,
         has_runs=not analysis.records.runs.empty)

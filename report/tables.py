@@ -149,9 +149,11 @@ def problems_table(analysis: Analysis) -> Table:
 
 
 def all_tables(analysis: Analysis, out_dir: Path) -> list[Table]:
-    from .tuning_tables import tuning_tables  # here: that module builds on this one's Table
+    from .modern import modern_tables  # here: these modules build on this one's Table
+    from .tuning_tables import tuning_tables
 
-    return [claims_table(analysis, out_dir), *tuning_tables(analysis, out_dir), recipes_table(analysis),
+    return [claims_table(analysis, out_dir), *tuning_tables(analysis, out_dir), *modern_tables(analysis),
+            recipes_table(analysis),
             ett_table(analysis, out_dir), speedup_table(analysis), metric_table(analysis, "final"),
             metric_table(analysis, "best"), probes_table(analysis), seeds_table(analysis), problems_table(analysis)]
 

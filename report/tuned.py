@@ -97,8 +97,10 @@ def tuned_rule_text(claims: dict | None = None) -> str:
     return TUNED_RULE.format(share=float(claims.get("seeds_share", 0.66)))
 
 
-def _speed_key(cell: Cell) -> tuple:
-    # An undefined median (fewer than half the seeds reached) is slower than any defined one.
+def speed_key(cell: Cell) -> tuple:
+    """The report's one definition of "fastest" (here and in "Still the fastest?", report/modern.py): the
+    lowest Kaplan–Meier median epochs-to-target over seeds; an undefined median (fewer than half the
+    seeds reached) is slower than any defined one; equal keys tie."""
     return (cell.summary.median is None, cell.summary.median_or_budget)
 
 
@@ -111,8 +113,8 @@ def fastest_answer(cells: list[Cell]) -> str:
         return f"no counted tuned {' · '.join(CLAIM_CELL)} cell"
     if cells[0].summary.median is None:
         return "no tuned cell has a median (fewer than half the seeds reached the target in each)"
-    ties = [c.label for c in cells if c is not claim and _speed_key(c) == _speed_key(claim)]
-    if _speed_key(claim) != _speed_key(cells[0]):
+    ties = [c.label for c in cells if c is not claim and speed_key(c) == speed_key(claim)]
+    if speed_key(claim) != speed_key(cells[0]):
         return f"no: {cells[0].label} is faster"
     return "yes" + (f", tied with {', '.join(ties)}" if ties else "")
 
@@ -120,4 +122,4 @@ def fastest_answer(cells: list[Cell]) -> str:
 def tuned_task_cells(analysis: Analysis, task: str) -> list[Cell]:
     """The task's tuned cells, fastest (lowest median epochs-to-target) first."""
     cells = [c for key, c in analysis.tuned.items() if key[0] == task]
-    return sorted(cells, key=lambda c: (*_speed_key(c), c.label))
+    return sorted(cells, key=lambda c: (*speed_key(c), c.label))

@@ -28,7 +28,7 @@ from .plan import format_plan, planned_lr
 from .progress import start_progress
 from .summary import summarise
 
-USAGE = "usage: python -m runners.grid [suite=mini|nightly|blog] [plan=true] [hydra/launcher=...] [key=value ...]"
+USAGE = "usage: python -m runners.grid [suite=mini|nightly|blog|modern|modern_mini] [plan=true] [hydra/launcher=...] [key=value ...]"
 
 
 def parse_args(args: list[str]) -> tuple[str | None, bool, list[str]]:

@@ -3,8 +3,10 @@
 the plan and the summary alike.
 
 A suite (conf/suite/NAME.yaml) declares `grid.sweep` (values in Hydra's sweep syntax: `a,b`,
-`range(3)`), optional `grid.per_task` overrides and `grid.recipes`. The user's overrides on the command
-line either replace a swept key (`optimizer=adamw,sgd`, `task=digits_resnet`) or apply to every cell.
+`range(3)`), optional `grid.pairs` (explicit optimizer/schedule pairs that restrict the sweep's product),
+`grid.per_task` overrides and `grid.recipes`. The user's overrides on the command line either replace a
+swept key (`optimizer=adamw,sgd`, `task=digits_resnet`) or apply to every cell; with pairs, a replaced
+optimizer or schedule narrows the product and the pairs keep what it still contains.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from ..schedules import BUDGET_FREE
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 RECIPE_FIXED = ("optimizer", "schedule")  # a recipe overlay picks these itself
+PAIR_KEYS = ("optimizer", "schedule")  # a grid.pairs entry is "optimizer/schedule"
 
 
 @dataclass
@@ -74,6 +77,9 @@ class GridSettings:
     assumed_fraction: float = 0.5
     # Seconds per epoch by task (measured or published), for the plan's GPU-hours; records override it.
     epoch_seconds: Dict[str, float] = field(default_factory=dict)
+    # Explicit (optimizer, schedule) pairs, "optimizer/schedule" each: the sweep's product keeps only these
+    # (modern: sf_adamw runs with warmup only, not with every schedule). Empty: the full product.
+    pairs: List[str] = field(default_factory=list)
     # Extra overrides per task, e.g. its own optimizer sweep: {awd_lstm_wt2: ["optimizer=ntasgd,adamw"]}.
     per_task: Dict[str, List[str]] = field(default_factory=dict)
     # Published recipes (conf/recipe/) per task, each an extra cell swept over seeds only and run once
@@ -107,7 +113,33 @@ class GridSettings:
             found.append(f"grid.n_workers must be null or >= 1, got {self.n_workers}")
         if self.cell is not None and self.cell < 0:
             found.append(f"grid.cell must be null or >= 0, got {self.cell}")
-        return found + self.tuning.problems()
+        return found + self.pair_problems() + self.tuning.problems()
+
+    def swept(self, key: str) -> list[str]:
+        """The values of `key` in the suite's sweep and its per-task sweeps."""
+        values = sweep_values(f"{key}={self.sweep[key]}")[1] if key in self.sweep else []
+        for arg in (a for args in self.per_task.values() for a in args):
+            arg_key, arg_values = sweep_values(arg)
+            values += arg_values if arg_key == key else []
+        return list(dict.fromkeys(values))
+
+    def pair_problems(self) -> list[str]:
+        """Each pair is "optimizer/schedule", both among the swept values (else it could never run)."""
+        found = []
+        for pair in self.pairs:
+            parts = str(pair).split("/")
+            if len(parts) != 2 or not all(parts):
+                found.append(f"grid.pairs: {pair!r} is not 'optimizer/schedule'")
+                continue
+            for key, value in zip(PAIR_KEYS, parts):
+                swept = self.swept(key)
+                if value not in swept:
+                    found.append(f"grid.pairs: {pair!r} names {key} {value!r}, which grid.sweep.{key} does "
+                                 f"not include ({', '.join(swept) or 'not swept'})")
+        return found
+
+    def pair_set(self) -> set[tuple[str, str]]:
+        return {tuple(str(p).split("/")) for p in self.pairs}
 
 
 @dataclass
@@ -161,6 +193,10 @@ def split_args(args: list[str], swept: set[str]) -> tuple[dict[str, list[str]], 
 def cell_overrides(suite: str, user_args: list[str]) -> tuple[list[list[str]], list[str]]:
     """The override list of every cell of the suite, and the declared tasks not present here."""
     base = compose_many([[f"suite={suite}", *split_args(user_args, set())[1]]])[0]
+    settings: GridSettings = OmegaConf.to_object(base.grid)
+    if settings.pair_problems():  # before the product: a bad pair would only show as missing cells
+        raise UserError(settings.pair_problems()[0])
+    pairs = settings.pair_set()
     declared = {k: sweep_values(f"{k}={v}")[1] for k, v in base.grid.sweep.items()}
     sweeps, fixed = split_args(user_args, set(declared))
     declared.update(sweeps)
@@ -171,8 +207,14 @@ def cell_overrides(suite: str, user_args: list[str]) -> tuple[list[list[str]], l
         task_sweeps, task_fixed = split_args(list(base.grid.per_task.get(task, [])), set(declared))
         keys = {**declared, **task_sweeps}
         common = [f"suite={suite}", f"task={task}", *task_fixed]
-        for combo in itertools.product(*keys.values()):
-            cells.append([*common, *(f"{k}={v}" for k, v in zip(keys, combo)), *fixed])
+        combos = [dict(zip(keys, combo)) for combo in itertools.product(*keys.values())]
+        if settings.pairs:
+            combos = [c for c in combos if (c.get("optimizer"), c.get("schedule")) in pairs]
+            if not combos:
+                swept = " and ".join(f"{k}={','.join(keys.get(k, []))}" for k in PAIR_KEYS)
+                raise UserError(f"grid.pairs keeps no cell of {task}: its sweep has {swept}, the pairs are "
+                                f"{', '.join(settings.pairs)} (grid.pairs=[] runs the full product)")
+        cells += [[*common, *(f"{k}={v}" for k, v in combo.items()), *fixed] for combo in combos]
         recipe_keys = {k: v for k, v in keys.items() if k not in RECIPE_FIXED}
         recipe_fixed = [a for a in fixed if sweep_values(a)[0] not in RECIPE_FIXED]
         for recipe in base.grid.recipes.get(task, []):
