@@ -17,8 +17,8 @@ from .tuning import TuningRecords
 
 BASELINE = ("sgd", "reference")  # every cell's speed-up is against its task's SGD + reference cell
 CLAIM_CELL = ("adamw", "one_cycle")
-OPTIMIZER_ORDER = ("sgd", "adam_l2", "adamw", "amsgrad")
-SCHEDULE_ORDER = ("reference", "one_cycle", "one_cycle_phases")
+OPTIMIZER_ORDER = ("sgd", "adam_l2", "adamw", "amsgrad", "sf_adamw", "lion", "muon")
+SCHEDULE_ORDER = ("reference", "one_cycle", "one_cycle_phases", "warmup", "cosine", "wsd")
 
 
 def _order(names, preferred) -> list[str]:

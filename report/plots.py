@@ -15,7 +15,8 @@ from .analysis import Analysis, Cell  # noqa: E402
 from .ett import median_ci  # noqa: E402
 from .sensitivity import sensitivity  # noqa: E402
 
-COLORS = {"sgd": "#1f77b4", "adam_l2": "#ff7f0e", "adamw": "#2ca02c", "amsgrad": "#d62728"}
+COLORS = {"sgd": "#1f77b4", "adam_l2": "#ff7f0e", "adamw": "#2ca02c", "amsgrad": "#d62728",
+          "sf_adamw": "#9467bd", "lion": "#8c564b", "muon": "#e377c2"}
 STYLES = {"reference": "--", "one_cycle": "-", "one_cycle_phases": "-."}
 plt.rcParams.update({"svg.hashsalt": "onecycle-bench", "font.size": 9, "axes.grid": True,
                      "grid.alpha": 0.3})

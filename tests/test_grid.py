@@ -69,11 +69,13 @@ def test_basic_launcher_then_rerun_trains_nothing_and_plan_says_done(tmp_path):
     again = grid(tmp_path)
     assert again.returncode == 0 and "trained or resumed this time: 0" in again.stdout
     def without_action(cells):
-        return [[{k: v for k, v in p.items() if k != "action"} for p in c["probes"]] for c in cells]
+        return [[{k: v for k, v in p.items() if k not in ("action", "epochs_trained")} for p in c["probes"]]
+                for c in cells]
 
     again_cells = cell_records(tmp_path)
     assert without_action(again_cells) == without_action(cells)
     assert {p["action"] for c in again_cells for p in c["probes"]} == {"cached"}
+    assert {p["epochs_trained"] for c in again_cells for p in c["probes"]} == {0}
 
     plan = grid(tmp_path, "plan=true")
     assert plan.returncode == 0 and " 0 to resume, 0 to do" in plan.stdout and "~0 epochs left" in plan.stdout

@@ -65,7 +65,7 @@ class ProbeRunner:
         before = read_status(path)
         action = "cached" if before and before["status"] in records.FINAL_STATUSES else (
             "resumed" if before else "trained")
-        entry = {"budget": budget, "run_id": path.name, "action": action}
+        entry = {"budget": budget, "run_id": path.name, "action": action, "epochs_trained": 0}
         self.runs.append(entry)
         if action == "cached":
             status = before

@@ -69,7 +69,7 @@ def cell_progress(cfg: DictConfig, runs: list[dict], record: dict) -> dict:
             times.append(seconds)
     return {"cell": record["cell"], "task": record["task"], "status": record["status"],
             "runs_trained": record["runs_trained"], "wall_s": record["wall_s"],
-            "epochs_trained": sum(r.get("epochs_done") or 0 for r in trained), "epoch_seconds": times}
+            "epochs_trained": record["epochs_trained"], "epoch_seconds": times}
 
 
 def report_progress(cfg: DictConfig, runs: list[dict], record: dict) -> None:
