@@ -7,6 +7,7 @@ through the `RunFiles` it is given. `train_epoch` is the one step loop: the LR r
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
@@ -47,15 +48,18 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def is_frozen(module: torch.nn.Module) -> bool:
+    params = list(module.parameters(recurse=False))
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
 def train_mode(model: torch.nn.Module) -> None:
     """Training mode, except BatchNorm layers whose parameters are all frozen: they keep their
     (pretrained) running statistics, as fastai 0.7 did for a frozen body."""
     model.train()
     for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            params = list(module.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                module.eval()
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and is_frozen(module):
+            module.eval()
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -147,18 +151,42 @@ def train_epoch(task, model, optimizer, batches: Sized, schedule_at: Callable[[i
     return loss_sum.item() / (i + 1), steps, trace
 
 
-def evaluate(task, model, optimizer, device, precision: str, final: bool = False) -> dict[str, float]:
+def evaluate(task, model, optimizer, device, precision: str, final: bool = False,
+             refresh_batches: Callable[[], Sized] | None = None) -> dict[str, float]:
     # An optimizer that averages iterates (NT-ASGD) evaluates with the averaged weights swapped in.
     # `final`: the task's optional end-of-run metrics (Task.evaluate_final) in that same context.
     method = getattr(task, "evaluate_final", None) if final else task.evaluate
     if method is None:
         return {}
     weights = getattr(optimizer, "evaluation_weights", nullcontext)
-    model.eval()
     with torch.no_grad(), autocast(device, precision), weights():
+        count = getattr(optimizer, "batchnorm_refresh_batches", 0)
+        if count and refresh_batches is not None:
+            recompute_batchnorm(task, model, itertools.islice(refresh_batches(), count))
+        model.eval()
         metrics = method(model)
     train_mode(model)
     return {k: float(v) for k, v in metrics.items()}
+
+
+def recompute_batchnorm(task, model, batches) -> None:
+    """BatchNorm statistics recomputed at the evaluation weights from `batches` forwarded in training mode:
+    statistics gathered at other weights (Schedule-Free's y, where it trains) do not describe these (x).
+    The schedulefree README's fix for BN models ("Caveats": 50 training batches before each evaluation),
+    as an equal average over them (the PreciseBN form it names) rather than an EMA on the old values."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats and not is_frozen(m)]  # a frozen BN keeps its statistics
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+    train_mode(model)
+    for batch in batches:
+        task.loss(model, batch)
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
 
 
 def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=None) -> Outcome:
@@ -206,7 +234,8 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
         step += steps
         if not math.isfinite(train_loss):
             return Outcome("diverged", epoch, f"non-finite training loss in epoch {epoch + 1}")
-        metrics = evaluate(task, forward, optimizer, device, run.precision)
+        metrics = evaluate(task, forward, optimizer, device, run.precision,
+                           refresh_batches=lambda: task.train_batches(epoch, epoch_generator(run.seed, epoch)))
         wall += time.perf_counter() - started
         stop = run.stop_at_target and schedule.budget_free and target.is_met(metrics.get(target.metric))
         if stop or epoch + 1 == run.epochs:

@@ -25,6 +25,10 @@ import torch
 
 
 class AdamWScheduleFree(schedulefree.AdamWScheduleFree):
+    # BatchNorm statistics gathered at y do not describe x: the engine recomputes them over this many
+    # training batches inside `evaluation_weights` (the package README's recipe, "Caveats": 50 batches).
+    batchnorm_refresh_batches = 50
+
     def __init__(self, params, **kwargs):
         super().__init__(params, **kwargs)
         self.train()

@@ -235,3 +235,41 @@ def test_each_trains_through_the_engine(optimizer, tmp_path):
                                    f"results_dir={tmp_path}"]))
     first, second = records.read_metrics(path / "metrics.jsonl")
     assert second["train_loss"] < first["train_loss"] and second["test_acc"] > 0.15  # chance: 0.1
+
+
+def test_batchnorm_statistics_are_recomputed_at_the_evaluation_weights():
+    from contextlib import contextmanager
+
+    from runners.engine import evaluate
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.BatchNorm1d(4))
+    model[2].weight.requires_grad_(False)
+    model[2].bias.requires_grad_(False)  # a frozen BN keeps its statistics
+    batches = [torch.randn(8, 3) + i for i in range(3)]
+    seen = []
+
+    class Task:
+        def loss(self, m, batch):
+            return m(batch).sum()
+
+        def evaluate(self, m):
+            seen.append((m[1].running_mean.clone(), m[1].training))
+            return {"x": 0.0}
+
+    class Optimizer:
+        batchnorm_refresh_batches = 2  # the first two batches only
+
+        @contextmanager
+        def evaluation_weights(self):
+            yield
+
+    frozen = model[2].running_mean.clone()
+    evaluate(Task(), model, Optimizer(), "cpu", "fp32", refresh_batches=lambda: batches)
+    with torch.no_grad():
+        means = [model[0](b).mean(0) for b in batches[:2]]
+    (mean, training), = seen
+    assert not training and torch.allclose(mean, (means[0] + means[1]) / 2, atol=1e-6)
+    assert model[1].momentum == 0.1 and torch.equal(model[2].running_mean, frozen)
+    evaluate(Task(), model, object(), "cpu", "fp32", refresh_batches=lambda: batches)  # no refresh asked
+    assert torch.equal(seen[1][0], seen[0][0])
