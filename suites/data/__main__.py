@@ -13,10 +13,11 @@ from pathlib import Path
 
 import yaml
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from results.errors import UserError
 
-from ..base import DATA_ENV, DataNeed, data_root
+from ..base import DATA_ENV, DataNeed, TaskConf, data_root
 from . import fetch, print_failures, survey
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -41,9 +42,14 @@ def task_needs(name: str) -> list[DataNeed]:
     path = CONF_DIR / "task" / f"{name}.yaml"
     if name not in TASK_SCHEMAS or not path.is_file():
         raise UserError(f"unknown task {name!r}; known: {', '.join(sorted(TASK_SCHEMAS))}")
+    schema = TASK_SCHEMAS[name]
+    if schema.data_needs is TaskConf.data_needs:  # generated or bundled data (its config may need more
+        return []                                 # than its own yaml to compose, e.g. a pre-training run)
     values = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k != "defaults"}
-    conf = OmegaConf.merge(OmegaConf.structured(TASK_SCHEMAS[name]), values)
-    return OmegaConf.to_object(conf).data_needs()
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values)).data_needs()
+    except OmegaConfBaseException as exc:
+        raise UserError(f"conf/task/{name}.yaml: {exc}".splitlines()[0]) from None
 
 
 def parse(argv: list[str]) -> tuple[str, list[str], str]:
