@@ -79,15 +79,13 @@ def fetch(needs, log=print) -> list[str]:
 
 
 def fetch_one(need: DataNeed, log) -> None:
+    """An item's `fetch` checks what it built before placing it, so a placed item is a verified one."""
     item, dest = item_for(need.item), Path(need.path)
     log(f"{item.title}: fetching into {dest}")
     check_free_space(dest.parent, item.space, item.title)
     with filelock.FileLock(dest.parent / f".{dest.name}.lock"):  # two `make data` at once: one fetches
         if item.problem(dest, verify=True) is not None:
             item.fetch(dest)
-    problem = item.problem(dest, verify=True)
-    if problem:
-        raise DataError(f"{item.title}: {dest} fails its check after the fetch: {problem}")
     log(f"{item.title}: verified at {dest}")
 
 
