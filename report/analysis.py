@@ -41,6 +41,7 @@ class Cell:
     recipe: str = ""  # the published recipe the cell's runs were composed with; "" for a grid cell
     target: Target | None = None  # the cell's runs' target (a recipe may set its own)
     last_rows: dict[int, dict] = field(default_factory=dict)  # seed -> last metrics row of its longest run
+    runs: dict[int, list[dict]] = field(default_factory=dict)  # seed -> its runs (status dicts with `metrics`)
 
     @property
     def key(self) -> str:
@@ -54,6 +55,10 @@ class Cell:
         """`metric` in the last recorded epoch of each seed's longest run (where it was recorded)."""
         return _finite(self.last_rows.get(seed, {}).get(metric) for seed in self.full_runs)
 
+    def seeds_at(self, target: Target) -> list[SeedETT]:
+        """Each seed's epochs-to-target recomputed from its runs' metric rows for `target` (a claim's
+        common target, which a recipe's own may differ from)."""
+        return [seed_ett(runs, target) for _, runs in sorted(self.runs.items())]
 
 
 @dataclass
@@ -103,7 +108,8 @@ def _make_cell(key: tuple[str, str, str], group: pd.DataFrame, metrics: dict, re
                 final=_finite(r["final_metric"] for r in longest.values()),
                 best=_finite(r["best_metric"] for r in longest.values()), recipe=recipe,
                 target=Target(first["target_metric"], float(first["target_value"]), first["target_mode"]),
-                last_rows={s: (r["metrics"] or [{}])[-1] for s, r in sorted(longest.items())})
+                last_rows={s: (r["metrics"] or [{}])[-1] for s, r in sorted(longest.items())},
+                runs=dict(sorted(by_seed.items())))
 
 
 def _recipe_cells(runs: pd.DataFrame, metrics: dict) -> dict[tuple[str, str], Cell]:

@@ -5,17 +5,16 @@ Baseline format (JSON, `report/baselines/nightly.json`; written by `python -m re
      "tolerance": {"epochs": 1, "relative": 0.2},
      "cells":    {"<task>/<optimizer>/<schedule>" (a recipe: "<task>/+<recipe>"):
                   {"median": 3.0 | null, "budget": 8, "reached": 3, "seeds": 3}},
-     "verdicts": {"<claim id>/<published recipe>" (a twin: "<claim id>"): "reproduced" | "partly" |
-                  "not reproduced" | "not run" | "no published recipe",
-                  and, once the suite has tuning records, "tuned/<claim id>" (a twin: "tuned/<claim
-                  id>/<twin task>"): "reproduced" | "partly" | "not reproduced" | "not run" |
-                  "not tuned (grid.tuning.trials=0)"}}
+     "verdicts": {"<claim id>/<published recipe>" (a twin: "<claim id>"): a verdict of
+                  report/claims.py VERDICTS, and, once the suite has tuning records, "tuned/<claim id>"
+                  (a twin: "tuned/<claim id>/<twin task>"): one of report/tuned.py TUNED_VERDICTS}}
 `median` is the censoring-aware median epochs-to-target (null: undefined, fewer than half reached).
 
 Tolerance: a cell fails when its median worsens by more than max(tolerance.epochs, tolerance.relative ×
 baseline median) epochs — by default max(1 epoch, 20%) — or becomes undefined, or disappears. A claim
-fails when its verdict drops (reproduced > partly > not reproduced > not run > no published recipe; against
-tuned baselines: ... > not run > not tuned).
+fails when its verdict drops on its scale (VERDICTS, TUNED_VERDICTS: worst to best, e.g. reproduced >
+reaches the figure, faster by less than claimed > reaches the figure, not faster > faster, misses the
+figure > not reproduced > not run).
 Improvements never fail; a baseline cell with an undefined median cannot regress on epochs.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .analysis import Analysis, Cell  # noqa: E402
-from .ett import median_ci  # noqa: E402
+from .ett import coverage_text, median_ci  # noqa: E402
 from .sensitivity import sensitivity  # noqa: E402
 
 COLORS = {"sgd": "#1f77b4", "adam_l2": "#ff7f0e", "adamw": "#2ca02c", "amsgrad": "#d62728",
@@ -94,7 +94,8 @@ def lr_momentum(analysis: Analysis, task: str):
 
 
 def ett_bars(analysis: Analysis, task: str):
-    """Median epochs-to-target per cell with its exact bootstrap 95% interval (none for one seed); hatched bars are censored ('> N')."""
+    """Median epochs-to-target per cell with its order-statistic interval (report/stats.py: up to 5 seeds
+    the range, whose coverage the title states; none for one seed); hatched bars are censored ('> N')."""
     cells = analysis.task_cells(task)
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     for i, cell in enumerate(cells):
@@ -103,7 +104,7 @@ def ett_bars(analysis: Analysis, task: str):
         ax.bar(i, s.median_or_budget, color=_color(cell.optimizer), alpha=0.4 if s.median is None else 0.85,
                hatch="//" if s.median is None else None, edgecolor="black", linewidth=0.5)
         if interval:
-            low, high = interval
+            low, high = interval.low, interval.high
             ax.errorbar(i, s.median_or_budget, yerr=[[max(s.median_or_budget - low, 0)],
                                                      [max(high - s.median_or_budget, 0)]],
                         color="black", capsize=3, linewidth=1)
@@ -112,10 +113,18 @@ def ett_bars(analysis: Analysis, task: str):
                     fontsize=7, xytext=(0, 3), textcoords="offset points")
     ax.axhline(analysis.max_epochs[task], color="grey", linewidth=1, linestyle=":", label="max budget")
     ax.set_xticks(range(len(cells)), [c.label for c in cells], rotation=30, ha="right", fontsize=7)
-    ax.set(ylabel="epochs to target", title=f"{task}: epochs to target (median, 95% CI, k/n reached)")
+    ax.set(ylabel="epochs to target", title=f"{task}: epochs to target (median, {_bar_label(cells)}, k/n reached)")
     ax.set_ylim(0, analysis.max_epochs[task] * 1.3)
     ax.legend(fontsize=7)
     return fig
+
+
+def _bar_label(cells) -> str:
+    """What the error bars are: the seeds' range with its coverage, or an interval with its coverage."""
+    intervals = [i for i in (median_ci(list(c.seeds.values())) for c in cells) if i]
+    if not intervals:
+        return "no interval"
+    return coverage_text(min(intervals, key=lambda i: i.coverage))
 
 
 def sensitivity_plot(analysis: Analysis, task: str):

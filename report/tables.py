@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .analysis import BASELINE, Analysis, mean_std
-from .claims import claim_rows, judged_text, rule_text
+from .claims import claim_rows, judged_text, rule_text, verdict_class
 from .ett import fmt_cell, fmt_speed_up
 
 
@@ -57,9 +57,10 @@ def probes_table(analysis: Analysis) -> Table:
 
 
 def speedup_table(analysis: Analysis) -> Table:
-    note = (f"Median epochs-to-target of {' + '.join(BASELINE)} over the cell's (> 1: fewer epochs), with a "
-            "bootstrap 95% CI over seeds. '≥': the baseline's median is censored, a lower bound; '≤': the "
-            "cell's is.")
+    note = (f"Median epochs-to-target of {' + '.join(BASELINE)} over the cell's (> 1: fewer epochs), with the "
+            "exact percentile bootstrap over seeds: with up to 3 seeds in a cell it is the range of the seeds' "
+            "ratios and is labelled 'range' (a 95% interval it is not); from 4 seeds, '95% bootstrap'. '≥': the "
+            "baseline's median is censored, a lower bound; '≤': the cell's is.")
     frame = _grid(analysis, lambda c: fmt_speed_up(c.speed_up) if c.speed_up else "no baseline")
     classes = {}
     for cell in analysis.cells.values():
@@ -97,12 +98,14 @@ def claims_table(analysis: Analysis, out_dir: Path) -> Table:
                           if r.published else "—" for r in rows],
         "baseline": [f"{r.claim['previous']} — {r.claim['baseline']['label']}" for r in rows],
         "runs judged": [judged_text(r) for r in rows],
+        "A: figure, margin": [r.fidelity or "—" for r in rows],
+        "B, C: common target": [r.common or "—" for r in rows],
         "our measurement": [r.measurement for r in rows],
         "verdict": [r.verdict for r in rows],
         "why": [r.reasons for r in rows],
     }, index=[r.id for r in rows])
     frame.index.name = "id"
-    classes = {(r.id, "verdict"): "verdict-" + r.verdict.replace(" ", "-") for r in rows}
+    classes = {(r.id, "verdict"): verdict_class(r.verdict) for r in rows}
     links = {(r.id, "runs judged"): _links(r.judged, out_dir) for r in rows if r.judged}
     return Table("claims", "Claims as published", rule_text(), frame, links=links, classes=classes)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .analysis import CLAIM_CELL, Analysis
+from .claims import verdict_class
 from .ett import fmt_cell
 from .tables import Table, _label, _links
 from .tuned import fastest_answer, tuned_judged_text, tuned_rows, tuned_rule_text, tuned_task_cells
@@ -25,7 +26,7 @@ def tuned_claims_table(analysis: Analysis, out_dir: Path) -> Table:
         "why": [r.reasons for r in rows],
     }, index=[r.id for r in rows])
     frame.index.name = "id"
-    classes = {(r.id, "verdict"): "verdict-" + r.verdict.split(" (")[0].replace(" ", "-") for r in rows}
+    classes = {(r.id, "verdict"): verdict_class(r.verdict) for r in rows}
     links = {(r.id, "cells judged"): _links(r.judged, out_dir) for r in rows if r.judged}
     return Table("tuned_claims", "Against tuned baselines", tuned_rule_text(), frame, links=links,
                  classes=classes)

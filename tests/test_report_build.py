@@ -126,7 +126,8 @@ def test_lower_is_better_twin_gets_its_verdict_and_plots(tmp_path):
     page = report.build("mini", str(tmp_path))
     with open(page.parent / "epochs_to_target.csv") as fh:
         row = next(csv.DictReader(fh))
-    assert (row["sgd · reference"], row["adam_l2 · one_cycle"]) == ("6 [6–7] 2/2", "4 [4–>8] 1/2")
+    # KM medians: the midpoint where the curve sits at one half (R survival's convention)
+    assert (row["sgd · reference"], row["adam_l2 · one_cycle"]) == ("6.5 [6–7] 2/2", "6 [4–>8] 1/2")
     claims = (page.parent / "claims.md").read_text()
     awd = next(line for line in claims.splitlines() if line.startswith("| awd_lstm_wt2"))
     assert "mini twin of claim awd_lstm_wt2" in awd and "| no published recipe |" in awd

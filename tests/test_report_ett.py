@@ -90,9 +90,9 @@ def test_no_runs_is_an_error():
 
 # --- censoring-aware median -----------------------------------------------------------------------
 
-def test_km_median_without_censoring_is_the_lower_median():
+def test_km_median_without_censoring_is_the_ordinary_median():
     assert km_median([4, 2, 3], [False] * 3) == 3
-    assert km_median([2, 3, 4, 5], [False] * 4) == 3
+    assert km_median([2, 3, 4, 5], [False] * 4) == 3.5  # the midpoint, not the lower middle value
 
 
 def test_km_median_is_undefined_when_half_or_more_missed_before_it():
@@ -101,12 +101,13 @@ def test_km_median_is_undefined_when_half_or_more_missed_before_it():
 
 
 def test_km_median_differs_from_dropping_misses():
-    # Dropping the two misses would give median 2.5 (of [2, 3]) and 2 (of [2]): optimistic.
-    assert km_median([2, 3, 8, 8], [False, False, True, True]) == 3
+    # Dropping the two misses would give median 2.5 (of [2, 3]) and 2 (of [2]): optimistic. The curve
+    # sits at 0.5 from 3 to the last time observed, 8: its midpoint (R survival's convention).
+    assert km_median([2, 3, 8, 8], [False, False, True, True]) == 5.5
     assert km_median([2, 8, 8], [False, True, True]) is None
     # A seed censored early (a short run that missed) leaves the risk set rather than counting as a hit.
     assert km_median([2, 4, 5, 6], [False, True, False, False]) == 5
-    assert km_median([2, 4, 5, 6], [False, False, False, False]) == 4
+    assert km_median([2, 4, 5, 6], [False, False, False, False]) == 4.5
 
 
 def test_cell_summary_and_its_format():
@@ -140,9 +141,9 @@ def test_censored_cell_makes_the_speed_up_an_upper_bound_and_both_censored_none(
     assert fmt_speed_up(speed_up([s(8, True)], [s(8, True)])) == "—"
 
 
-def test_median_ci_brackets_the_values():
-    low, high = median_ci([s(2), s(3), s(4)])
-    assert 2 <= low <= 3 <= high <= 4
+def test_median_ci_brackets_the_values_and_says_its_coverage():
+    ci = median_ci([s(2), s(3), s(4)])
+    assert (ci.low, ci.high) == (2, 4) and ci.coverage == 0.75
 
 
 # --- the exact bootstrap ---------------------------------------------------------------------------
@@ -174,8 +175,9 @@ def test_enumerated_distribution_equals_the_brute_force_one(seeds):
 
 
 def test_two_seeds_have_three_resamples():
-    # {2,2}: 1/4, {2,4}: 1/2 (KM median: the lower one, 2), {4,4}: 1/4
-    assert distribution([s(2), s(4)], censored_median).probabilities == pytest.approx({2.0: 0.75, 4.0: 0.25})
+    # {2,2}: 1/4, {2,4}: 1/2 (KM median: the midpoint, 3), {4,4}: 1/4
+    assert distribution([s(2), s(4)], censored_median).probabilities == pytest.approx(
+        {2.0: 0.25, 3.0: 0.5, 4.0: 0.25})
 
 
 def test_speed_up_interval_is_the_exact_percentile_interval():
@@ -206,4 +208,4 @@ def test_one_seed_gives_no_interval_and_says_so():
 
 def test_many_seeds_fall_back_to_sampling_and_say_so():
     result = speed_up([s(2)] * 6 + [s(3)] * 6, [s(6)] * 12)
-    assert not result.exact and fmt_speed_up(result).endswith("(12 vs 12 seeds, sampled)")
+    assert not result.exact and fmt_speed_up(result).endswith("95% bootstrap, sampled] (12 vs 12 seeds)")

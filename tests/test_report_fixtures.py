@@ -27,23 +27,31 @@ def _curve(epochs: int, reach_at: int | None, budget_free: bool) -> list[float]:
 def write_run(results: Path, suite: str, run_id: str, *, task: str = "digits_resnet", optimizer: str = "sgd",
               schedule: str = "reference", seed: int = 0, epochs: int = TASK_EPOCHS,
               reach_at: int | None = None, status: str = "completed", perplexity: bool = False,
-              budget_free: bool | None = None, metric: str | None = None, **overrides) -> Path:
+              budget_free: bool | None = None, metric: str | None = None, level: float | None = None,
+              also: tuple[str, ...] = (), final: dict | None = None, **overrides) -> Path:
     """One run directory with config.yaml, metrics.jsonl and status.json shaped as the engine writes them.
     `perplexity=True`: a lower-is-better val_ppl = 200 - 100 x accuracy, target 110 (mode min).
-    Budget-free by default for schedule `reference`; `metric` renames the target metric."""
+    Budget-free by default for schedule `reference`; `metric` renames the target metric. `level`: the
+    target the curve is built around (default TARGET, or 110 for perplexity); `also`: more metrics
+    recorded with the same values each epoch; `final`: metrics added to the last row only (the
+    end-of-run evaluations, e.g. val_ppl_blog)."""
     budget_free = schedule == "reference" if budget_free is None else budget_free
     label, run_id = run_id, fixture_id(run_id)
     path = results / "runs" / suite / run_id
     path.mkdir(parents=True, exist_ok=True)
-    metric, target = ("val_ppl", 200 - 100 * TARGET) if perplexity else (metric or "test_acc", TARGET)
+    if perplexity:
+        metric, target = metric or "val_ppl", 200 - 100 * TARGET if level is None else level
+    else:
+        metric, target = metric or "test_acc", TARGET if level is None else level
     accs = _curve(epochs, reach_at, budget_free)
-    values = [200 - 100 * a for a in accs] if perplexity else accs
+    values = [target + 100 * (TARGET - a) for a in accs] if perplexity else [a + target - TARGET for a in accs]
     rows = []
     for epoch, value in enumerate(values, start=1):
         lr = 0.1 if budget_free else 0.003 * (1 - abs(2 * epoch / epochs - 1)) + 1e-4
         rows.append({"epoch": epoch, "step": 10 * epoch, "wall_s": 0.5 * epoch, "train_loss": 1.0 / epoch,
-                     "lr": lr, "momentum": 0.9, metric: value,
+                     "lr": lr, "momentum": 0.9, metric: value, **{m: value for m in also},
                      "lr_trace": [[epoch - 1.0, lr, 0.9], [epoch - 0.5, lr, 0.9]]})
+    rows[-1].update(final or {})
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     ett = next((e for e, a in enumerate(accs, start=1) if a >= TARGET), None)
     record = {
@@ -95,12 +103,13 @@ def write_suite(results: Path, suite: str = "mini", sgd_ref: list | None = None,
 
 def write_recipe(results: Path, suite: str, task: str, recipe: str, reach: list[int | None], epochs: int,
                  optimizer: str = "adamw", schedule: str = "one_cycle_phases", budget_free: bool = False,
-                 **kwargs) -> None:
-    """A published recipe's cell: one run per seed at the recipe's budget (as the grid runs it)."""
+                 finals: list[dict] | None = None, **kwargs) -> None:
+    """A published recipe's cell: one run per seed at the recipe's budget (as the grid runs it);
+    `finals[seed]`: metrics of that seed's last row (write_run's `final`)."""
     for seed, reach_at in enumerate(reach):
         write_run(results, suite, f"{recipe}-s{seed}", task=task, optimizer=optimizer, schedule=schedule,
                   seed=seed, epochs=epochs, reach_at=reach_at, budget_free=budget_free, recipe=recipe,
-                  max_epochs=epochs, **kwargs)
+                  max_epochs=epochs, final=(finals or [{}] * len(reach))[seed], **kwargs)
 
 
 # --- Tuning (issue 13): trials under runs/<suite>-tuning/, outcomes under grids/<suite>/tuning/, cell

@@ -10,8 +10,6 @@ import pytest
 
 from report.__main__ import main
 from report.analysis import analyse
-from report.claims import decide
-from report.ett import SeedETT, speed_up
 from report.gate import allowed_epochs, check, load_baseline, snapshot
 from report.load import load_suite
 from test_report_fixtures import write_recipe, write_suite
@@ -59,10 +57,11 @@ def test_worsening_beyond_tolerance_fails(tmp_path, baseline_file):
 
 
 def nightly_as_published(results: Path, blog_reach: list) -> Path:
-    """The nightly suite's shape: the blog's 30-epoch CIFAR run and the WRN paper's SGD run."""
-    write_recipe(results, "nightly", "cifar10_wrn22", "cifar10_blog", blog_reach, 30)
-    write_recipe(results, "nightly", "cifar10_wrn22", "cifar10_wrn_paper", [130, 140, 150], 200,
-                 optimizer="sgd", schedule="step", budget_free=True)
+    """The nightly suite's shape: the blog's 30-epoch CIFAR run and the WRN paper's SGD run (here never at
+    94% in its 200 epochs, so the speed-up's lower bound 200 / 30 meets the claimed one)."""
+    write_recipe(results, "nightly", "cifar10_wrn22", "cifar10_blog", blog_reach, 30, level=0.94)
+    write_recipe(results, "nightly", "cifar10_wrn22", "cifar10_wrn_paper", [None] * 3, 200,
+                 optimizer="sgd", schedule="step", budget_free=True, level=0.94)
     return results
 
 
@@ -108,36 +107,6 @@ def test_cli_baseline_writes_a_file_the_gate_reads(tmp_path):
 def test_committed_nightly_baseline_is_valid():
     doc = load_baseline(ROOT / "report" / "baselines" / "nightly.json")
     assert doc["suite"] == "nightly" and set(doc["tolerance"]) == {"epochs", "relative"}
-
-
-# --- the verdict rule -----------------------------------------------------------------------------
-
-class FakeCell:
-    def __init__(self, values):
-        self.seeds = {i: SeedETT(8 if v is None else v, v is None, 1, 8) for i, v in enumerate(values)}
-
-
-@pytest.mark.parametrize("values, base, epochs, claimed, verdict", [
-    ([2, 2, 3], [6, 6, 7], 8, None, "reproduced"),           # (A) and (B); (C) not claimed
-    ([2, 2, 3], [6, 6, 7], 8, 5.0, "partly"),                # 3x < claimed 5x
-    ([2, 2, 3], [None, None, None], 8, 3.0, "reproduced"),   # lower bound 4x >= 3x
-    ([2, 2, 3], [2, 2, 3], 8, None, "partly"),               # within budget, not faster
-    ([6, 7, 7], [7, 7, 8], 5, None, "not reproduced"),       # neither
-    ([2, None, None], [6, 6, 6], 8, None, "not reproduced"), # 1/3 within; median censored
-    ([2], [6], 8, None, "partly"),                            # one seed: no interval, so no (B)
-    ([2, 2], [6, 7], 8, None, "reproduced"),                  # two seeds each: an interval
-])
-def test_verdict_rule(values, base, epochs, claimed, verdict):
-    cell = FakeCell(values)
-    sp = speed_up(list(cell.seeds.values()), list(FakeCell(base).seeds.values()))
-    assert decide(cell, epochs, 0.66, claimed, sp)[0] == verdict
-
-
-def test_without_a_published_baseline_c_is_not_judged():
-    cell = FakeCell([2, 2, 3])
-    sp = speed_up(list(cell.seeds.values()), list(FakeCell([6, 6, 7]).seeds.values()))
-    verdict, why = decide(cell, 8, 0.66, 10.0, sp, published_baseline=False)
-    assert verdict == "reproduced" and "(C) no published baseline: not judged" in why
 
 
 def test_nightly_workflow_runs_the_suite_gates_and_uploads():

@@ -56,37 +56,38 @@ def test_one_row_per_pair_fastest_first_with_intervals_and_censoring(built):
     assert list(rows) == ["sf_adamw + warmup", "adamw + one_cycle", "adamw + cosine", "adamw + wsd",
                           "lion + one_cycle", "muon + one_cycle"]
     first = rows["sf_adamw + warmup"]
-    assert (first["median epochs to target"], first["95% interval"]) == ("2", "[2–3]")
+    assert (first["median epochs to target"], first["interval (coverage)"]) == ("2", "[2–3] range, 75% coverage")
     assert first["rank"] == "1 ★ fastest"
     assert first["per seed"] == "2, 2, 3" and first["censored seeds"] == "none"
     assert first["seeds (reached)"] == "3 (3 reached)" and first["tuned"] == "no"
     lion = rows["lion + one_cycle"]
     assert lion["median epochs to target"] == "5" and lion["per seed"] == "4, 5, >8"
-    assert lion["censored seeds"] == "1 of 3: seed 2 (> 8)" and lion["95% interval"] == "[4–≥8]"
+    assert lion["censored seeds"] == "1 of 3: seed 2 (> 8)" and lion["interval (coverage)"] == "[4–≥8] range, 75% coverage"
     muon = rows["muon + one_cycle"]
-    assert (muon["median epochs to target"], muon["95% interval"], muon["rank"]) == ("> 8", "[≥8]", "6")
+    assert (muon["median epochs to target"], muon["interval (coverage)"], muon["rank"]) == ("> 8", "[≥8] range, 75% coverage",
+                                                                                           "6")
     assert muon["seeds (reached)"] == "3 (0 reached)"
     assert [rows[p]["rank"] for p in ("adamw + cosine", "adamw + wsd")] == ["3", "3"]  # a shared rank
 
 
-def test_a_faster_challenger_with_overlapping_intervals_is_not_resolved(built):
+def test_a_faster_challenger_whose_seeds_interleave_is_not_resolved(built):
     _, analysis, _ = built
     assert verdict(modern_cells(analysis, "digits_resnet")) == (
-        "sf_adamw + warmup is faster than adamw + one_cycle: median 2 vs 3 epochs (3 vs 3 seeds; intervals "
-        "[2–3] and [3–4] overlap: not resolved)")
+        "sf_adamw + warmup is faster than adamw + one_cycle: median 2 vs 3 epochs (p = 0.15, exact rank test "
+        "(3 vs 3 seeds, smallest p 0.05): not resolved)")
 
 
-def test_the_claim_still_fastest_with_intervals_apart_is_resolved(built):
+def test_the_claim_still_fastest_by_every_seed_is_resolved_at_5_percent(built):
     _, analysis, _ = built
     assert verdict(modern_cells(analysis, "digits_wrn")) == (
-        "adamw + one_cycle is still the fastest (median 2 vs lion + one_cycle 6; 3 vs 3 seeds; intervals "
-        "[2] and [6] apart: resolved)")
+        "adamw + one_cycle is still the fastest (median 2 vs lion + one_cycle 6; p = 0.05, exact rank test "
+        "(3 vs 3 seeds, smallest p 0.05): resolved)")
 
 
 def test_a_tie_is_called_a_tie(built):
     _, analysis, page = built
     assert verdict(modern_cells(analysis, "synth_qrnn")).startswith(
-        "adamw + one_cycle ties with muon + one_cycle for the fastest (median 3; 3 vs 3 seeds;")
+        "adamw + one_cycle ties with muon + one_cycle for the fastest (median 3; p = 1, exact rank test")
     ranks = [r["rank"] for r in read_csv(page.parent / "still_fastest_synth_qrnn.csv").values()]
     assert ranks == ["1 ★ tied fastest", "1 ★ tied fastest"]
 
@@ -95,7 +96,7 @@ def test_a_censored_claim_is_slower_and_its_misses_are_named(built):
     _, analysis, _ = built
     text = verdict(modern_cells(analysis, "digits_finetune"))
     assert text.startswith("adamw + cosine is faster than adamw + one_cycle: median 4 vs > 8 epochs "
-                           "(3 vs 3 seeds;")
+                           "(p = 0.5, exact rank test (3 vs 3 seeds")
     assert text.endswith("; not reached: adamw + cosine 1 of 3 seeds censored (> 8), adamw + one_cycle 2 of 3 "
                          "seeds censored (> 8)")
 
@@ -105,9 +106,17 @@ def test_one_seed_has_no_interval_and_is_not_resolved(tmp_path):
     write_cell(tmp_path, SUITE, "lion", "one_cycle", [6], budgets=PROBES)
     analysis = analyse(load_suite(SUITE, tmp_path))
     assert verdict(modern_cells(analysis, "digits_resnet")) == (
-        "adamw + one_cycle is still the fastest (median 2 vs lion + one_cycle 6; 1 vs 1 seeds; a cell with "
-        "one seed has no interval: not resolved)")
-    assert modern_tables(analysis)[0].frame["95% interval"].tolist() == ["— (1 seed: no interval)"] * 2
+        "adamw + one_cycle is still the fastest (median 2 vs lion + one_cycle 6; p = 0.5, exact rank test "
+        "(1 vs 1 seeds: its smallest p is 0.5 > 5%, too few seeds to resolve))")
+    assert modern_tables(analysis)[0].frame["interval (coverage)"].tolist() == ["— (1 seed: no interval)"] * 2
+
+
+def test_two_seeds_are_too_few_to_resolve_even_when_every_seed_is_apart(tmp_path):
+    """modern_mini runs 2 seeds: its page never says 'resolved' (the smallest p of 2 vs 2 is 1/6)."""
+    write_cell(tmp_path, SUITE, "adamw", "one_cycle", [2, 2], budgets=PROBES)
+    write_cell(tmp_path, SUITE, "lion", "one_cycle", [6, 6], budgets=PROBES)
+    text = verdict(modern_cells(analyse(load_suite(SUITE, tmp_path)), "digits_resnet"))
+    assert "too few seeds to resolve" in text and ": resolved" not in text
 
 
 def test_the_page_has_the_section_rule_and_verdicts(built):
@@ -121,7 +130,7 @@ def test_the_page_has_the_section_rule_and_verdicts(built):
     assert html.index('id="still-fastest"') < html.index('id="t-epochs_to_target"')
     md = (page.parent / "still_fastest_digits_wrn.md").read_text()
     assert "Verdict: adamw + one_cycle is still the fastest (median 2 vs lion + one_cycle 6;" in md
-    assert "| adamw + one_cycle | 3 (3 reached) | 2 | [2] | 2, 2, 2 | none | no | 1 ★ fastest |" in md
+    assert "| adamw + one_cycle | 3 (3 reached) | 2 | [2] range, 75% coverage | 2, 2, 2 | none | no | 1 ★ fastest |" in md
 
 
 def test_a_tuned_cell_says_so(tmp_path):

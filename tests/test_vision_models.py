@@ -2,6 +2,8 @@
 the torch.hub cache (and the message when they are missing), frozen BatchNorm statistics."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
@@ -92,3 +94,20 @@ def test_frozen_groups_keep_batchnorm_statistics():
     train_mode(model)
     model(torch.randn(4, 3, 8, 8) + 3)
     assert not torch.equal(model.early[1].running_mean, body_before)
+
+
+def test_the_cars_recipe_starts_its_head_batchnorms_uniform_as_fastai_07():
+    """fastai 0.7's head kept PyTorch 0.4's U(0, 1) BatchNorm scales; +recipe=cars_blog asks for them,
+    while the task's default keeps PyTorch's ones."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    recipe = yaml.safe_load((root / "conf" / "recipe" / "cars_blog.yaml").read_text())
+    assert recipe["task"]["head_bn_init"] == "uniform"
+    torch.manual_seed(0)
+    blog = torchvision_body_head("resnet18", 7, False, "IMAGENET1K_V1", bn_init="uniform").head
+    plain = torchvision_body_head("resnet18", 7, False, "IMAGENET1K_V1").head
+    for i in (1, 5):
+        w = blog[i].weight
+        assert float(w.min()) >= 0 and float(w.max()) < 1 and float(w.std()) > 0.1
+        assert torch.equal(plain[i].weight, torch.ones_like(plain[i].weight))

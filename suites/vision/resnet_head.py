@@ -6,7 +6,10 @@ The blog's stage 2 gives them LRs (lr/9, lr/3, lr).
 
 Head (fastai 0.7 ConvLearner.pretrained defaults xtra_fc=[512], ps=[0.25, 0.5]): concat of adaptive
 max and average pooling -> BN -> Dropout(0.25) -> Linear(2C, 512) -> ReLU -> BN -> Dropout(0.5) ->
-Linear(512, classes), linear weights Kaiming-normal.
+Linear(512, classes), linear weights Kaiming-normal. The head's BatchNorm1d scales start at 1 (PyTorch
+now), or, `bn_init="uniform"`, U(0, 1) as PyTorch 0.4 initialised them when fastai 0.7 built this head
+(`_BatchNorm.reset_parameters`: `self.weight.data.uniform_()` in torch 0.4; fastai 0.7 left them alone,
+as for the WRN, suites/vision/wrn.py) — the blog's recipe (+recipe=cars_blog).
 
 Weights: torchvision's weights API. `ResNet50_Weights.IMAGENET1K_V1` (resnet50-0676ba61.pth) are
 the original torchvision weights (76.13% top-1), those fastai 0.7 loaded in 2018; IMAGENET1K_V2
@@ -22,6 +25,8 @@ from torch import nn
 
 from results.errors import DatasetMissing, UserError
 
+from .wrn import BN_INITS
+
 GROUPS = ("early", "late", "head")
 
 
@@ -31,7 +36,9 @@ class ConcatPool(nn.Module):
 
 
 def fastai_head(channels: int, classes: int, hidden: int = 512,
-                dropout: tuple[float, float] = (0.25, 0.5)) -> nn.Sequential:
+                dropout: tuple[float, float] = (0.25, 0.5), bn_init: str = "ones") -> nn.Sequential:
+    if bn_init not in BN_INITS:
+        raise ValueError(f"bn_init must be one of {BN_INITS}, got {bn_init!r}")
     head = nn.Sequential(ConcatPool(), nn.BatchNorm1d(2 * channels), nn.Dropout(dropout[0]),
                          nn.Linear(2 * channels, hidden), nn.ReLU(), nn.BatchNorm1d(hidden),
                          nn.Dropout(dropout[1]), nn.Linear(hidden, classes))
@@ -39,6 +46,8 @@ def fastai_head(channels: int, classes: int, hidden: int = 512,
         if isinstance(layer, nn.Linear):
             nn.init.kaiming_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm1d) and bn_init == "uniform":
+            nn.init.uniform_(layer.weight)
     return head
 
 
@@ -82,7 +91,8 @@ def load_pretrained_state(arch: str, weights: str, weights_path: str | None) -> 
 
 def torchvision_body_head(arch: str, classes: int, pretrained: bool, weights: str,
                           weights_path: str | None = None,
-                          hidden: int = 512, dropout: tuple[float, float] = (0.25, 0.5)) -> BodyHead:
+                          hidden: int = 512, dropout: tuple[float, float] = (0.25, 0.5),
+                          bn_init: str = "ones") -> BodyHead:
     """A torchvision ResNet (resnet18/34/50/...) cut before its pooling, with the fastai head."""
     net = torchvision.models.get_model(arch, weights=None)
     if pretrained:
@@ -90,4 +100,4 @@ def torchvision_body_head(arch: str, classes: int, pretrained: bool, weights: st
     children = list(net.children())[:8]  # drop avgpool and fc
     channels = net.fc.in_features
     return BodyHead(nn.Sequential(*children[:6]), nn.Sequential(*children[6:]),
-                    fastai_head(channels, classes, hidden, dropout))
+                    fastai_head(channels, classes, hidden, dropout, bn_init))

@@ -176,10 +176,12 @@ class CarsResNet50Conf(TaskConf):
     weights_path: Optional[str] = None  # None: <torch.hub.get_dir()>/checkpoints/<file>
     head_hidden: int = 512
     head_dropout: List[float] = field(default_factory=lambda: [0.25, 0.5])
+    head_bn_init: str = "ones"  # the head's BatchNorm1d scales: ones | uniform U(0,1) (PyTorch 0.4, the blog's)
 
     def problems(self) -> list[str]:
         found = (super().problems() + optional_at_least(self, 1, "subset") + one_of(self, "layout", LAYOUTS)
                  + one_of(self, "tta", TTA_MODES) + probabilities(self, "head_dropout")
+                 + one_of(self, "head_bn_init", BN_INITS)
                  + at_least(self, 1, "classes", "image_size", "batch_size", "eval_batch_size", "head_hidden",
                             "max_zoom")
                  + at_least(self, 0, "max_rotate", "lighting"))
@@ -215,7 +217,7 @@ class CarsResNet50(ViewClassification):
     def build_model(self) -> nn.Module:
         c = self.cfg
         return torchvision_body_head(c.arch, c.classes, c.pretrained, c.weights, c.weights_path,
-                                     c.head_hidden, tuple(c.head_dropout))
+                                     c.head_hidden, tuple(c.head_dropout), c.head_bn_init)
 
     def train_batches(self, epoch: int, generator: torch.Generator):
         order = torch.randperm(len(self.train), generator=generator)
