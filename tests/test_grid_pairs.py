@@ -62,7 +62,7 @@ def test_a_command_line_optimizer_narrows_the_sweep_and_the_pairs_keep_what_is_l
         cell_overrides("mini", [*ONE_TASK, PAIRS, "optimizer=amsgrad"])
 
 
-@pytest.mark.parametrize("suite,tasks,seeds", [("modern", 4, 3), ("modern_mini", 3, 2)])
+@pytest.mark.parametrize("suite,tasks,seeds", [("modern", 4, 3), ("modern_mini", 3, 3)])
 def test_the_modern_suites_declare_the_six_pairs(suite, tasks, seeds):
     overrides, absent = cell_overrides(suite, [])
     assert absent == [] and len(overrides) == tasks * len(MODERN_PAIRS) * seeds

@@ -112,7 +112,7 @@ def test_one_seed_has_no_interval_and_is_not_resolved(tmp_path):
 
 
 def test_two_seeds_are_too_few_to_resolve_even_when_every_seed_is_apart(tmp_path):
-    """modern_mini runs 2 seeds: its page never says 'resolved' (the smallest p of 2 vs 2 is 1/6)."""
+    """A 2-seed page (mini) never says 'resolved': the smallest p of 2 vs 2 is 1/6."""
     write_cell(tmp_path, SUITE, "adamw", "one_cycle", [2, 2], budgets=PROBES)
     write_cell(tmp_path, SUITE, "lion", "one_cycle", [6, 6], budgets=PROBES)
     text = verdict(modern_cells(analyse(load_suite(SUITE, tmp_path)), "digits_resnet"))
