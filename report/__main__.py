@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from results.errors import UserError
-from results.records import iter_run_dirs, write_text_atomic
+from results.records import iter_run_dirs, name_problem, write_text_atomic
 
 from . import build, not_writable
 
@@ -57,6 +57,8 @@ def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     if unknown := sorted(args.keys() - required - optional):
         raise UsageError(f"{command}: unknown argument(s) {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(required | optional))}")
+    if problem := name_problem("suite", args["suite"]):  # it becomes runs/<suite>, reports/<suite>
+        raise UsageError(problem)
     return command, args
 
 

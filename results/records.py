@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -51,6 +52,19 @@ class DiskFull(UserError):
 
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+NAME_RULE = "letters, digits, '_', '-' and '.', not starting with '.'"
+_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+
+
+def name_problem(kind: str, value: object) -> str | None:
+    """The one rule for names that become a path part (suite, task, optimizer, schedule, recipe): a
+    problem line when `value` breaks it ('../x', 'a/b', '.hidden', ''), else None."""
+    text = str(value)
+    if _NAME.fullmatch(text):
+        return None
+    return f"{kind} {text!r} cannot name a directory: use {NAME_RULE}"
 
 
 def run_id(config: Mapping[str, Any], exclude: tuple[str, ...] = OUTPUT_ONLY_KEYS) -> str:
