@@ -198,11 +198,29 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula
+
+
+def csv_safe(value):
+    """A cell a spreadsheet opens as text, never as a formula (OWASP "CSV Injection": prefix a cell that
+    starts with = + - @ tab or CR by a single quote); numbers, including negative ones, stay numbers."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def exports(tables: list[Table]) -> dict[str, str]:
     """File name -> text of every table's CSV and Markdown export (written by the caller)."""
     files = {}
     for table in tables:
-        files[f"{table.name}.csv"] = table.frame.to_csv()
+        frame = table.frame.map(csv_safe)
+        frame.index = [csv_safe(v) for v in frame.index]
+        frame.index.name = table.frame.index.name
+        files[f"{table.name}.csv"] = frame.to_csv()
         # The note too: some carry record text (the tuning protocol's sampler and storage).
         files[f"{table.name}.md"] = (f"### {md_escape(table.title)}\n\n{md_escape(table.note)}\n\n"
                                      f"{to_markdown(table.frame)}")

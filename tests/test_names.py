@@ -29,3 +29,16 @@ def test_the_report_refuses_a_suite_outside_the_results_dir_and_writes_nothing(t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: suite ") and "cannot name a directory" in err[0]
     assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
+    import pandas as pd
+
+    from report.tables import Table, exports
+
+    frame = pd.DataFrame({"note": ['=HYPERLINK("http://x","y")', "-0.93", "+cmd", "@SUM(A1)", "plain"]},
+                         index=["=1+1", "b", "c", "d", "e"])
+    frame.index.name = "id"
+    text = exports([Table("t", "T", "", frame)])["t.csv"]
+    assert "'=HYPERLINK" in text and "'=1+1" in text and "'+cmd" in text and "'@SUM" in text
+    assert "\nb,-0.93\n" in text and text.startswith("id,note\n")

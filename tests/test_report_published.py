@@ -140,8 +140,9 @@ def test_published_runs_table_and_run_links(blog_page):
     _, page = blog_page
     with open(page.parent / "published_runs.csv") as fh:
         rows = {r["recipe"]: r for r in csv.DictReader(fh)}
-    assert rows["+recipe=cifar10_wrn_paper"]["epochs to target"] == "140 [130–150] 3/3"
-    assert rows["+recipe=cifar10_blog18"]["target"] == "test_acc_tta ≥ 0.94"
+    # "+recipe=…" would start a formula in a spreadsheet: the CSV cell is quoted (report/tables.py csv_safe)
+    assert rows["'+recipe=cifar10_wrn_paper"]["epochs to target"] == "140 [130–150] 3/3"
+    assert rows["'+recipe=cifar10_blog18"]["target"] == "test_acc_tta ≥ 0.94"
     html = page.read_text()
     assert f'href="../../runs/blog/{fixture_id("cifar10_wrn_paper-s0")}/"' in html  # each verdict links the runs it read
 
