@@ -28,6 +28,10 @@ FINAL_STATUSES = ("completed", "diverged", "pruned")
 # Keys that change where or how a run reports, never what it computes: excluded from the run id.
 OUTPUT_ONLY_KEYS = ("results_dir", "progress", "force", "suite", "keep_checkpoint", "threads", "hydra",
                     "tuning_trial", "halt_after", "keep_epoch_checkpoints")
+# What a finished run's status must say for the grid, the tuner and the report to count it
+# (runners/run.py train_run writes them all).
+FINISHED_KEYS = ("run_id", "task", "optimizer", "schedule", "seed", "epochs", "max_epochs", "budget_free",
+                 "target", "epochs_done", "epochs_to_target", "target_met_at_end")
 EPOCH_CHECKPOINTS_DIR = "checkpoints"  # checkpoints/epoch_<e>.pt, with RunConf.keep_epoch_checkpoints
 
 METRICS_FILE = "metrics.jsonl"
@@ -205,10 +209,13 @@ def read_status(path: Path) -> dict | None:
 
 
 def check_finished(path: Path, status: dict, rows: list[dict]) -> None:
-    """A finished run is counted only when its files agree: its metrics hold one row per epoch done, and
-    its config.yaml hashes to its run id (the directory's name). Raises CorruptRecord otherwise."""
+    """A finished run is counted only when its files agree: its status has every FINISHED_KEYS, its
+    metrics hold one row per epoch done, and its config.yaml hashes to its run id (the directory's name).
+    Raises CorruptRecord otherwise."""
     if status["status"] not in FINAL_STATUSES:
         return
+    if missing := [k for k in FINISHED_KEYS if k not in status]:
+        raise CorruptRecord(f"{path}: {status['status']} but its {STATUS_FILE} lacks {', '.join(missing)}")
     if not (path / METRICS_FILE).exists():
         raise CorruptRecord(f"{path}: {status['status']} but {METRICS_FILE} is missing")
     if len(rows) != status.get("epochs_done"):

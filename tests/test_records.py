@@ -82,3 +82,16 @@ def test_seed_epochs_to_target_budget_search_and_budget_free():
     assert missed.censored and missed.max_epochs == 16
     free = seed_epochs_to_target([status(16, True, budget_free=True, ett=7)])
     assert free.epochs == 7 and not free.censored
+
+
+def test_a_stripped_status_does_not_count_as_finished(tmp_path):
+    """{"status": "completed", "epochs_done": 8} alone is not a finished run (issue 21 §5): the grid and
+    train would skip it as done while the report could not read it."""
+    from test_report_fixtures import write_run
+
+    path = write_run(tmp_path, "mini", "r")
+    status, rows = records.read_run(path)
+    assert status["status"] == "completed"
+    (path / records.STATUS_FILE).write_text(json.dumps({"status": "completed", "epochs_done": len(rows)}))
+    with pytest.raises(records.CorruptRecord, match="lacks run_id, task"):
+        records.read_run(path)
