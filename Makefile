@@ -7,21 +7,44 @@ STAMP := $(VENV)/.installed
 SUITE ?=
 ARGS ?=
 RESULTS ?= $(or $(ONECYCLE_RESULTS),results)
+# Every package `make install` puts in .venv, at one version and its hashes: what CI tested.
+LOCK := requirements.lock
+# The pair the project is tested with, pinned in the lock; pyproject.toml admits a range for other installs.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# `make lock` resolves with uv, this version, installed beside the venv (not in it: the venv is the lock).
+UV_VERSION := 0.13.10
+UV := $(VENV)/.uv-$(UV_VERSION)/bin/uv
+NORM := tr 'A-Z_.' 'a-z--' | sort
 
-.PHONY: help install data test run reproduce report bench gpu-check clean
+.PHONY: help install lock data test run reproduce report bench gpu-check clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv and install -e .[dev] (once; redone when pyproject.toml changes)
+install: $(STAMP) ## Create .venv from requirements.lock, then -e . (redone when it or pyproject.toml changes)
 
-$(STAMP): pyproject.toml
+# --require-hashes: each file must be the one locked, wherever pip finds it (PyPI or a local index).
+# The project is then built by the locked setuptools, not by an isolated build env's newest one.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	# torch first, pinned to the pair the project is tested with; pyproject admits a range.
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@extra=$$($(BIN)/python -m pip freeze --exclude-editable | grep -v '^#' | sed -E 's/[ =@].*//' | $(NORM) \
+	  | comm -23 - <(sed -nE 's/^([A-Za-z0-9][A-Za-z0-9._-]*)==.*/\1/p' $(LOCK) | $(NORM))); \
+	[ -z "$$extra" ] || echo "note: .venv also holds packages the lock does not name:" $$extra \
+	  "(yours? rm -r .venv && make install leaves the lock alone)"
 	touch $(STAMP)
+
+# Keeps the lock's pins where pyproject.toml still admits them (UPGRADE=1: the newest it admits), for
+# every platform and Python >= 3.11 with one version per package where possible. The installer (pip)
+# and the build backend (pyproject's [build-system]) are locked too. uv reads PyPI, or $UV_DEFAULT_INDEX.
+lock: ## Re-resolve requirements.lock after editing pyproject.toml (UPGRADE=1: move every pin)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	test -x $(UV) || $(BIN)/python -m pip install -q --target $(VENV)/.uv-$(UV_VERSION) uv==$(UV_VERSION)
+	{ printf '%s\n' $(TORCH_PINS) pip; $(BIN)/python -c "import tomllib; \
+	  print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\n')"; } \
+	| $(UV) pip compile pyproject.toml - --extra dev --generate-hashes --universal --fork-strategy fewest \
+	  --python-version 3.11 --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade) -q -o $(LOCK)
 
 # Fetches and verifies what a suite's tasks read from disk, into $ONECYCLE_DATA (./data) and torch.hub's cache.
 data: $(STAMP) ## Fetch and verify a suite's data (SUITE=blog: everything; or TASKS=a,b)

@@ -1,7 +1,8 @@
 """A loopback HTTP server (127.0.0.1 only) standing in for the internet in the data tests: it serves
 files by URL path, answers byte ranges as real servers do (206 + Content-Range), can cut a transfer
 short once (an interrupted download) or ignore ranges, and serves the Hugging Face hub's tree listing
-JSON for the files it holds under `/huggingface.co/datasets/<repo>/resolve/<revision>/...`."""
+JSON for the files it holds under `/huggingface.co/datasets/<repo>/resolve/<revision>/...`, in pages
+when asked (`Link: <...>; rel="next"`, which may name another host). It keeps every request's headers."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +10,7 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class LoopbackServer:
@@ -18,6 +19,9 @@ class LoopbackServer:
         self.cut_once: dict[str, int] = {}  # path -> bytes sent before the connection drops (once)
         self.ignore_ranges = False
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.received: list[tuple[str, dict]] = []  # (path, every header as sent), in order
+        self.page_size: int | None = None  # listings in pages of this many entries
+        self.next_host: str | None = None  # the host:port the next page's link names (default: ours)
         handler = type("Handler", (_Handler,), {"server_state": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -39,8 +43,9 @@ class LoopbackServer:
     def add_hub_file(self, repo: str, revision: str, path: str, data: bytes) -> None:
         self.add(f"https://huggingface.co/datasets/{repo}/resolve/{revision}/{path}", data)
 
-    def listing(self, path: str) -> bytes | None:
-        """The hub's /api/datasets/<repo>/tree/<revision>[/<folder>] for the hub files held."""
+    def listing(self, path: str, query: str = "") -> tuple[bytes, dict] | None:
+        """The hub's /api/datasets/<repo>/tree/<revision>[/<folder>] for the hub files held, and the
+        headers to answer with (a `Link` to the next page when paging)."""
         match = re.fullmatch(r"/huggingface.co/api/datasets/([^/]+/[^/]+)/tree/([^/]+)(?:/(.*))?", path)
         if not match:
             return None
@@ -50,7 +55,15 @@ class LoopbackServer:
                     "lfs": {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}}
                    for key, data in self.files.items()
                    if key.startswith(prefix) and key[len(prefix):].startswith(folder)]
-        return json.dumps(entries).encode() if entries else None
+        if not entries:
+            return None
+        start = int(parse_qs(query).get("cursor", ["0"])[0])
+        end = len(entries) if self.page_size is None else start + self.page_size
+        headers = {}
+        if end < len(entries):
+            host = self.next_host or self.url.removeprefix("http://")
+            headers["Link"] = f'<http://{host}{path}?recursive=true&cursor={end}>; rel="next"'
+        return json.dumps(entries[start:end]).encode(), headers
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -62,9 +75,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         state, path = self.server_state, unquote(urlsplit(self.path).path)
         state.requests.append((path, self.headers.get("Range")))
-        data = state.files.get(path)
+        state.received.append((path, dict(self.headers.items())))
+        data, extra = state.files.get(path), {}
         if data is None:
-            data = state.listing(path)
+            data, extra = state.listing(path, urlsplit(self.path).query) or (None, {})
         if data is None:
             self.send_error(404)
             return
@@ -79,6 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(data) - start))
+        for key, value in extra.items():
+            self.send_header(key, value)
         self.end_headers()
         body = data[start:]
         cut = state.cut_once.pop(path, None)

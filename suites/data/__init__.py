@@ -14,6 +14,7 @@ from pathlib import Path
 import filelock
 
 from ..base import DataNeed
+from .disk import check_writable, leftovers, make_dirs, remove_leftovers, unmake_dirs
 from .download import DataError, Unreachable, check_free_space
 from .items import Cifar10, StanfordCars, TorchvisionWeights, WikiText2
 
@@ -65,28 +66,61 @@ def make_command(suite: str | None = None, tasks: list[str] | None = None) -> st
 
 def fetch(needs, log=print) -> list[str]:
     """Fetch every need that is not present; one message per item that could not be fetched (with its
-    URL and destination), none when all are present and verified afterwards."""
+    URL and destination), none when all are present and verified afterwards. A destination that cannot
+    be written stops it all before anything is written (UserError: one line, exit 2)."""
+    statuses = survey(needs)
+    for status in statuses:
+        if status.problem is not None:
+            check_writable(Path(status.need.path), status.item.title)
     failures = []
-    for status in survey(needs):
+    for status in statuses:
         if status.problem is None:
+            tidy(Path(status.need.path), log)
             log(f"{status.item.title}: present at {status.need.path}")
             continue
         try:
             fetch_one(status.need, log)
         except DataError as exc:
             failures.append(unreachable_message(status, exc) if isinstance(exc, Unreachable) else str(exc))
+        except OSError as exc:  # the disk, not the network: one line too, not a traceback
+            failures.append(f"{status.item.title}: {exc}; nothing was placed at {status.need.path}")
     return failures
 
 
+def item_lock(dest: Path, timeout: float = -1) -> filelock.FileLock:
+    """One fetch of an item at a time (two `make data` at once: one fetches, the other finds it done)."""
+    return filelock.FileLock(dest.parent / f".{dest.name}.lock", timeout=timeout)
+
+
 def fetch_one(need: DataNeed, log) -> None:
-    """An item's `fetch` checks what it built before placing it, so a placed item is a verified one."""
+    """An item's `fetch` checks what it built before placing it, so a placed item is a verified one. A
+    fetch that fails having written nothing removes the directories it made (the data root, say)."""
     item, dest = item_for(need.item), Path(need.path)
     log(f"{item.title}: fetching into {dest}")
     check_free_space(dest.parent, item.space, item.title)
-    with filelock.FileLock(dest.parent / f".{dest.name}.lock"):  # two `make data` at once: one fetches
-        if item.problem(dest, verify=True) is not None:
-            item.fetch(dest)
+    created = make_dirs(dest.parent)
+    lock = item_lock(dest)
+    try:
+        with lock:
+            remove_leftovers(dest, log)
+            if item.problem(dest, verify=True) is not None:
+                item.fetch(dest)
+    except BaseException:
+        unmake_dirs(created, lock.lock_file)
+        raise
     log(f"{item.title}: verified at {dest}")
+
+
+def tidy(dest: Path, log=print) -> None:
+    """Beside a present item, remove what a killed fetch left, unless another fetch holds the item now
+    (its build directory is live) or the directory is someone's read-only copy."""
+    if not leftovers(dest):
+        return
+    try:
+        with item_lock(dest, timeout=0):
+            remove_leftovers(dest, log)
+    except (filelock.Timeout, OSError):
+        pass
 
 
 def unreachable_message(status: Status, exc: Exception) -> str:

@@ -2,7 +2,8 @@
 
 `fetch` gets and verifies what the suite's (default: blog, every claim) or the named tasks' data needs
 are missing, then lists them all; `check` only lists. Exit 0 when everything is present and verified,
-1 when something is not (one `error:` line per item, with its URL and destination), 2 on bad input.
+1 when something is not (one `error:` line per item, with its URL and destination), 2 on bad input (a
+destination that cannot be written included: refused before anything is written).
 `data_root=DIR` is $ONECYCLE_DATA for this command: the tasks read the same place when it is exported.
 """
 from __future__ import annotations

@@ -90,9 +90,17 @@ def open_url(url: str, headers: dict | None = None, private: dict | None = None)
         raise Unreachable(f"cannot reach {mirrored(url)} ({reason})") from None
 
 
+def nearest_existing(path: Path) -> Path:
+    """`path`, or the closest of its parents that exists (where it would be created)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_free_space(directory: Path, needed: int, what: str) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(directory).free
+    """Measured where `directory` is or would be made: checking creates nothing."""
+    free = shutil.disk_usage(nearest_existing(directory)).free
     if free < needed:
         raise DataError(f"{what} needs {needed / 2**30:.2f} GiB free under {directory}, which has "
                         f"{free / 2**30:.2f} GiB; free some space or set $ONECYCLE_DATA to another disk")

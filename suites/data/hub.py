@@ -1,7 +1,9 @@
 """The Hugging Face hub's HTTP API, the two calls we need: list a dataset repo's files at a pinned
 revision (with each LFS file's size and sha256, so a download is checked against the hub's own
 checksum), and the URL that serves one file. `$HF_ENDPOINT` (the hub clients' own variable) points
-both at a mirror; `$HF_TOKEN` is sent to the hub only, never to the CDN it redirects to.
+both at a mirror. `$HF_TOKEN` goes to the hub alone: huggingface.co over https, or $HF_ENDPOINT's origin
+when it is set; never through $ONECYCLE_DATA_MIRROR, to the CDN a file redirects to, or to another host
+a listing names as its next page.
 
 Why not `datasets.load_dataset`: it cannot resume a cut download, keeps its copy in its own cache
 outside the data root, and checks no checksum; the files it would read are these parquet files.
@@ -13,9 +15,9 @@ import os
 import re
 import urllib.error
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
-from .download import DataError, mirrored, open_url
+from .download import MIRROR_ENV, DataError, mirrored, open_url
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -31,9 +33,21 @@ def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
-def token_header() -> dict:
+def origin(url: str) -> tuple:
+    """(scheme, host, port): the token's scope, so http or another port of the same host is another."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def token_header(url: str) -> dict:
+    """`Authorization` for a request to `url`, only where the request goes to the hub itself (the
+    token is the user's account: a mirror or a host a response names must not see it)."""
     token = os.environ.get("HF_TOKEN")
-    return {"Authorization": f"Bearer {token}"} if token else {}
+    hubs = {origin(DEFAULT_ENDPOINT), *([origin(endpoint())] if os.environ.get("HF_ENDPOINT") else [])}
+    if not token or os.environ.get(MIRROR_ENV) or origin(url) not in hubs:
+        return {}
+    return {"Authorization": f"Bearer {token}"}
 
 
 def file_url(repo: str, revision: str, path: str) -> str:
@@ -47,9 +61,10 @@ def list_files(repo: str, revision: str, folder: str = "") -> list[HubFile]:
     files = []
     while url:
         try:
-            with open_url(url, private=token_header()) as response:
+            with open_url(url, private=token_header(url)) as response:
                 page = json.load(response)
-                url = next_page(response.headers.get("Link"))
+                link = next_page(response.headers.get("Link"))
+                url = urljoin(url, link) if link else None  # checked for the token like any other URL
         except urllib.error.HTTPError as exc:
             raise DataError(f"the hub listing {mirrored(url)} answered HTTP {exc.code} {exc.reason} "
                             f"(dataset {repo} at revision {revision})") from None

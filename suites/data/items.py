@@ -3,40 +3,20 @@
 An item is present only once verified: CIFAR-10 by torchvision's MD5 table, WikiText-2 and Stanford
 Cars by their published counts, the ResNet-50 weights by the sha256 prefix in their file name. A
 directory is built beside its destination and renamed into place whole; a destination that exists but
-fails its check is moved aside (`<name>.bad-<time>`), never deleted: it may be someone's manual copy.
+fails its check is moved aside (`<name>.bad-<time>`), never deleted: it may be someone's manual copy
+(disk.py: placing, permissions, what a killed fetch left).
 """
 from __future__ import annotations
 
 import re
 import shutil
-import tempfile
-import time
 from pathlib import Path
 
+from .disk import build_beside, place_dir
 from .download import DataError, Expected, check_free_space, fetch_file
 from .hub import file_url, list_files, token_header
 
 GiB = 2 ** 30
-
-
-def place_dir(built: Path, dest: Path) -> None:
-    """Rename the verified directory `built` to `dest`; an existing `dest` is moved aside first."""
-    if dest.exists():
-        aside = dest.with_name(f"{dest.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
-        dest.rename(aside)
-        print(f"  moved the unverified {dest} aside to {aside}")
-    built.rename(dest)
-
-
-def build_beside(dest: Path, build) -> None:
-    """`build(tmp)` returns the finished directory inside `tmp`, a temporary directory beside `dest`
-    (same filesystem, so the final rename is atomic); it is placed at `dest`."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        place_dir(build(tmp), dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def count_problem(what: str, got: dict, published: dict) -> str | None:
@@ -169,15 +149,11 @@ class StanfordCars:
         staging = dest.parent / f".{dest.name}.download"
         files = hub_files(self.repo, self.revision, "", ("train", "test"))
         fetch_hub_files(self.repo, self.revision, [f for group in files.values() for f in group], staging)
-
-        def build(tmp: Path) -> Path:
-            staging.rename(tmp / dest.name)
-            if problem := self.check(tmp, verify=True):
-                (tmp / dest.name).rename(staging)  # keep the checked downloads for the next try
-                raise_bad(self.title, staging, problem)
-            return tmp / dest.name
-
-        build_beside(dest, build)
+        # Checked where they lie (the check reads a root's own layout too) and placed by one rename: no
+        # build directory, so a fetch killed here keeps the downloads for the next try.
+        if problem := self.check(staging, verify=True):
+            raise_bad(self.title, staging, problem)
+        place_dir(staging, dest)
 
 
 class TorchvisionWeights:
@@ -227,8 +203,9 @@ def hub_files(repo: str, revision: str, folder: str, splits: tuple[str, ...]) ->
 def fetch_hub_files(repo: str, revision: str, files: list, staging: Path) -> list[Path]:
     """Each file into `staging` (its repo path kept), resumable, checked against its size and sha256."""
     check_free_space(staging.parent, int(sum(f.size for f in files) * 1.1), f"{repo}'s files")
-    return [fetch_file(file_url(repo, revision, f.path), staging / f.path, Expected(f.size, sha256=f.sha256),
-                       f"{repo}/{f.path}", private=token_header()) for f in files]
+    urls = [file_url(repo, revision, f.path) for f in files]
+    return [fetch_file(url, staging / f.path, Expected(f.size, sha256=f.sha256), f"{repo}/{f.path}",
+                       private=token_header(url)) for url, f in zip(urls, files)]
 
 
 def raise_bad(title: str, where: Path, problem: str) -> None:
