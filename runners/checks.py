@@ -36,8 +36,9 @@ def run_problems(cfg: DictConfig) -> list[str]:
         found.append(f"accum_steps must be >= 1, got {cfg.accum_steps}")
     if cfg.precision not in ("fp32", "bf16"):
         found.append(f"precision must be fp32 or bf16, got {cfg.precision!r}")
-    if cfg.clip_grad is not None and not cfg.clip_grad > 0:
-        found.append(f"clip_grad must be > 0 or null, got {cfg.clip_grad}")
+    if cfg.clip_grad is not None and not (math.isfinite(cfg.clip_grad) and cfg.clip_grad >= 0):
+        found.append(f"clip_grad must be >= 0 and finite (0: no clipping) or null (the task's), got "
+                     f"{cfg.clip_grad}")
     if cfg.task.target.mode not in MODES:
         found.append(f"task.target.mode must be max or min, got {cfg.task.target.mode!r}")
     if cfg.task.stages:
@@ -156,5 +157,6 @@ def device_problems(spec: str) -> list[str]:
 def optimizer_class_problems(opt: DictConfig, key: str = "optimizer", io_params=None) -> list[str]:
     from .optimizers import check_optimizer_class  # imports torch
 
-    problem = check_optimizer_class(opt._target_, list(opt.kwargs), opt.wd_mode, io_params)
+    problem = check_optimizer_class(opt._target_, list(opt.kwargs), opt.wd_mode, io_params,
+                                    bool(opt.get("cycle_momentum", False)))
     return [f"{key}.{problem}"] if problem else []

@@ -31,6 +31,9 @@ class OptimizerConf:
     no_decay_bias_norm: bool = True
     group_lr_mult: Dict[str, float] = field(default_factory=dict)
     freeze: List[str] = field(default_factory=list)
+    # Whether a schedule's momentum (1cycle's; constant/step's `momentum`) is applied, to SGD's momentum or
+    # Adam's beta1 (conf/optimizer/*.yaml cite why). False: the class keeps its own (runners/optimizers.py).
+    cycle_momentum: bool = False
 
 
 @dataclass
@@ -40,7 +43,7 @@ class OneCycleConf:
     pct_start: float = 0.25
     div: float = 25.0
     div_final: float = 1e5
-    moms: List[float] = field(default_factory=lambda: [0.95, 0.85, 0.95])
+    moms: Optional[List[float]] = None  # (start, middle, end); None: the task's (high, low, high)
 
 
 @dataclass
@@ -52,7 +55,7 @@ class OneCyclePhasesConf:
     down: float = 0.4625
     final: float = 0.075
     div: float = 10.0
-    moms: List[float] = field(default_factory=lambda: [0.95, 0.85])
+    moms: Optional[List[float]] = None  # (high, low); None: the task's task.moms
     final_shape: str = "linear"  # linear (to lr/(lin_end_div*div)) | cosine (to 0)
     lin_end_div: float = 100.0
 
@@ -150,7 +153,7 @@ class RunConf:
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     channels_last: bool = False
     compile: bool = False
-    clip_grad: Optional[float] = None  # max global grad norm
+    clip_grad: Optional[float] = None  # max global grad norm; null: the task's (task.clip_grad); 0: none
     accum_steps: int = 1
     stop_at_target: bool = False  # only honoured for budget-free schedules (constant, step)
     deterministic: bool = False
@@ -187,9 +190,10 @@ def register_configs(task_schemas: Mapping[str, type]) -> None:
 
 def resolve_schedule(cfg: DictConfig) -> dict:
     """The schedule to run as a plain dict; `reference` becomes the task's reference schedule,
-    checked against its kind's schema."""
+    checked against its kind's schema. A 1cycle schedule without its own `moms` gets the task's range
+    (task.moms: high, low), so the resolved config — config.yaml, the run id — states the one it ran."""
     if cfg.schedule.kind != "reference":
-        return OmegaConf.to_container(cfg.schedule, resolve=True)
+        return with_task_moms(OmegaConf.to_container(cfg.schedule, resolve=True), cfg.task)
     ref = OmegaConf.to_container(cfg.task.reference, resolve=True)
     kind = ref.get("kind")
     if kind not in SCHEDULE_SCHEMAS:
@@ -200,7 +204,18 @@ def resolve_schedule(cfg: DictConfig) -> dict:
         raise UserError(f"task.reference: {exc}".splitlines()[0]) from None
     out = OmegaConf.to_container(merged, resolve=True)
     out["name"] = "reference"
-    return out
+    return with_task_moms(out, cfg.task)
+
+
+def with_task_moms(schedule: dict, task: DictConfig) -> dict:
+    """`schedule` with `moms` from the task when it has none: one_cycle's (high, low, high) — fastai
+    v2's shape —, one_cycle_phases' (high, low)."""
+    if schedule.get("kind") not in ("one_cycle", "one_cycle_phases") or schedule.get("moms") is not None:
+        return schedule
+    moms = list(task.get("moms") or (0.95, 0.85))  # a task config without the field: TaskConf's default
+    if len(moms) != 2:  # resolved before validate runs: the same message as TaskConf.problems
+        raise UserError(f"task.moms must be 2 values (high, low), each in [0, 1), got {moms}")
+    return {**schedule, "moms": [*moms, moms[0]] if schedule["kind"] == "one_cycle" else moms}
 
 
 def configured_lr(cfg: DictConfig) -> tuple[float, str] | None:
@@ -228,11 +243,25 @@ def configured_wd(cfg: DictConfig) -> tuple[float, str]:
     return 0.0, "none given: 0"
 
 
+def configured_clip(cfg: DictConfig) -> tuple[float | None, str]:
+    """Max gradient norm and where it came from: the run's clip_grad (0: none), else the task's sourced
+    table (task.clip_grad, per optimizer or optimizer/schedule), else none."""
+    if cfg.clip_grad is not None:
+        return (float(cfg.clip_grad), "clip_grad") if cfg.clip_grad else (None, "clip_grad=0: no clipping")
+    table = cfg.task.get("clip_grad") or {}
+    for key in (f"{cfg.optimizer.name}/{cfg.schedule.name}", cfg.optimizer.name):
+        if key in table:
+            return float(table[key]), f"task.clip_grad[{key}]"
+    return None, "none given: no clipping"
+
+
 def typed_run(cfg: DictConfig) -> RunConf:
-    """The typed run config the engine reads, its weight decay resolved (configured_wd). The config as
-    composed — what config.yaml holds and the run id hashes — keeps the null."""
+    """The typed run config the engine reads, its weight decay and clipping resolved (configured_wd,
+    configured_clip). The config as composed — what config.yaml holds and the run id hashes — keeps the
+    nulls (the task's tables are in it)."""
     run = OmegaConf.to_object(cfg)
     run.optimizer.weight_decay = configured_wd(cfg)[0]
+    run.clip_grad = configured_clip(cfg)[0]
     return run
 
 

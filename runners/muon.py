@@ -13,8 +13,10 @@ too. torch.optim.Muon takes only 2-D parameters, so its helpers are reused here 
 `adjust_lr_fn="match_rms_adamw"` scales each update to 0.2 sqrt(max(A, B)), AdamW's typical update RMS
 (Liu et al. 2025, arXiv:2502.16982, section 2.2), so one base LR and one WD serve both kinds.
 Decay is the class's own (wd_mode native): each group's `weight_decay`, as both torch classes apply it.
-Muon groups carry `momentum`, AdamW groups `betas`, so a scheduled momentum (runners/optimizers.py
-set_momentum) sets Muon's momentum and AdamW's beta1 alike.
+Muon groups carry `momentum`, AdamW groups `betas`. A scheduled momentum (runners/optimizers.py
+set_momentum) never reaches Muon's: build_optimizer leaves Muon groups unflagged, since no source cycles
+it against the LR as 1cycle does (muon.yaml runs torch.optim.Muon's 0.95, a constant). With
+optimizer.cycle_momentum=true (not muon.yaml's default) the AdamW groups' beta1 is cycled as adamw's is.
 """
 from __future__ import annotations
 

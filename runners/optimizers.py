@@ -12,6 +12,11 @@ decay to the class in its own published form (Schedule-Free AdamW, Lion, Muon): 
 A class with `splits_io_params = True` (runners/muon.py) gets its groups split once more by parameter
 name: `group["muon"]` is True for the hidden weight matrices, False for the task's input/output layers
 (task.io_params, fnmatch patterns of model.named_parameters() names) and every parameter with ndim < 2.
+
+A schedule's momentum reaches only the groups flagged `cycle_momentum` (optimizer.cycle_momentum):
+1cycle cycles SGD's momentum and Adam's beta1 because the blog's scripts did (Adam-experiments@b1ede77
+utils.py:7-20, train_rnn.py:25 "momentum/beta1"); no source cycles Lion's beta1, Muon's momentum or
+Schedule-Free's beta1, so those keep their configured values (Muon's groups are never flagged).
 """
 from __future__ import annotations
 
@@ -27,10 +32,10 @@ from torch import nn
 
 
 def check_optimizer_class(target: str, kwarg_names: list[str], wd_mode: str = "decoupled",
-                          io_params=None) -> str | None:
-    """A problem with `optimizer._target_`, the kwargs it is given or its wd_mode (relative to
-    `optimizer.`), or None: checked with the config, before a run starts, rather than when the model is
-    built. `io_params`: the task's, refused when empty for a class that splits them off."""
+                          io_params=None, cycle_momentum: bool = False) -> str | None:
+    """A problem with `optimizer._target_`, the kwargs it is given, its wd_mode or cycle_momentum (relative
+    to `optimizer.`), or None: checked with the config, before a run starts, rather than when the model
+    is built. `io_params`: the task's, refused when empty for a class that splits them off."""
     quiet = logging.getLogger("hydra.utils")  # get_class logs the failure too: the message below says it
     was, quiet.disabled = quiet.disabled, True
     try:
@@ -47,6 +52,8 @@ def check_optimizer_class(target: str, kwarg_names: list[str], wd_mode: str = "d
                 f"name them (fnmatch patterns of parameter names), got []")
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return None
+    if cycle_momentum and not {"momentum", "betas"} & set(params):
+        return f"cycle_momentum=true needs a class with a momentum or betas argument; {target} has neither"
     unknown = sorted(set(kwarg_names) - set(params) - {"self", "params"})
     if unknown:
         takes = sorted(set(params) - {"self", "params", "lr", "weight_decay"})
@@ -118,6 +125,7 @@ def build_optimizer(cfg: Mapping[str, Any], model: nn.Module, lr: float,
     cls = get_class(cfg["_target_"])
     muon = io_split(model, io_params) if getattr(cls, "splits_io_params", False) else None
     native = cfg.get("wd_mode") == "native"
+    cycle = bool(cfg.get("cycle_momentum", False))
     torch_groups = []
     for name, params in groups.items():
         for p in params:
@@ -126,7 +134,8 @@ def build_optimizer(cfg: Mapping[str, Any], model: nn.Module, lr: float,
         for plist, decay, extra in _group_params(params, bool(cfg.get("no_decay_bias_norm", True)), wd, muon):
             if plist:
                 torch_groups.append({"params": plist, "lr": lr * mult, "lr_mult": mult, "decay": decay,
-                                     "group": name, **extra, **({"weight_decay": decay} if native else {})})
+                                     "group": name, "cycle_momentum": cycle and not extra.get("muon", False),
+                                     **extra, **({"weight_decay": decay} if native else {})})
     kwargs = dict(cfg.get("kwargs") or {})
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
@@ -144,8 +153,11 @@ def set_lr(optimizer: torch.optim.Optimizer, multiplier: float) -> None:
 
 
 def set_momentum(optimizer: torch.optim.Optimizer, momentum: float) -> None:
-    """Scheduled momentum goes to SGD's momentum or to Adam's beta1."""
+    """Scheduled momentum goes to SGD's momentum or to Adam's beta1, in the groups flagged
+    `cycle_momentum` by build_optimizer; every other group keeps its own."""
     for group in optimizer.param_groups:
+        if not group.get("cycle_momentum", False):
+            continue
         if "betas" in group:
             group["betas"] = (momentum, group["betas"][1])
         elif "momentum" in group:
@@ -153,7 +165,10 @@ def set_momentum(optimizer: torch.optim.Optimizer, momentum: float) -> None:
 
 
 def current_momentum(optimizer: torch.optim.Optimizer) -> float | None:
-    group = optimizer.param_groups[-1]
+    """The momentum the optimizer steps with (the records' `momentum`): a cycled group's, else the first
+    group's own (Muon's for MuonAdamW, its first group being a Muon one); None when it has none."""
+    groups = optimizer.param_groups
+    group = next((g for g in groups if g.get("cycle_momentum", False)), groups[0])
     if "betas" in group:
         return float(group["betas"][0])
     return float(group["momentum"]) if "momentum" in group else None

@@ -20,7 +20,8 @@ from results.targets import Target, epochs_to_target
 from results.tuning import trial_score
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import RunConf, configured_lr, resolve_schedule, resolved_config, run_path, typed_run, validate
+from .config import (RunConf, configured_clip, configured_lr, resolve_schedule, resolved_config, run_path,
+                     typed_run, validate)
 from .engine import fit, select_device
 from .run_lock import RunLock
 from .schedules import BUDGET_FREE
@@ -251,7 +252,7 @@ def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: di
         torch.set_num_threads(cfg.threads)  # e.g. 1 per worker when grid jobs share a CPU
     device = select_device(cfg.device)
     task = make_task(cfg, device)
-    run = typed_run(cfg)  # the typed run config the engine reads, its weight decay resolved
+    run = typed_run(cfg)  # the typed run config the engine reads, its weight decay and clipping resolved
     target = run.task.target
     if target.metric not in task.metrics:
         raise UserError(f"task.target.metric={target.metric!r} is not a metric of task {cfg.task.name!r};"
@@ -267,6 +268,7 @@ def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: di
               "schedule_kind": schedule_cfg["kind"], "seed": cfg.seed, "epochs": cfg.epochs,
               "max_epochs": cfg.task.epochs, "budget_free": BUDGET_FREE[schedule_cfg["kind"]],
               "lr": {"value": lr, "origin": lr_origin}, "weight_decay": run.optimizer.weight_decay,
+              "clip_grad": dict(zip(("value", "origin"), configured_clip(cfg))),
               "split": cfg.task.get("split", "test"), "trial": cfg.tuning_trial, "target": target.as_dict(),
               "environment": environment(device), "started": (previous or {}).get("started", now())}
     if previous and "branched_from" in previous:  # a WSD branch seeded from its trunk (runners/grid/wsd.py)

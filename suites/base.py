@@ -86,6 +86,13 @@ class TaskConf:
     # Weight decay per optimizer name, or per "optimizer/schedule", sourced as `lr`; applies when
     # optimizer.weight_decay is null. 0: no decay (and none tuned).
     wd: Dict[str, float] = field(default_factory=dict)
+    # Max global gradient norm per optimizer name, or per "optimizer/schedule", sourced as `lr`; applies
+    # when the run's top-level clip_grad is null. Absent: no clipping.
+    clip_grad: Dict[str, float] = field(default_factory=dict)
+    # 1cycle's momentum range (high, low): SGD's momentum or Adam's beta1 goes high -> low -> high, for a
+    # one_cycle / one_cycle_phases schedule that does not set its own `moms`, and for an optimizer that
+    # cycles it (optimizer.cycle_momentum). Default: fastai's (0.95, 0.85), fit_one_cycle's moms.
+    moms: List[float] = field(default_factory=lambda: [0.95, 0.85])
     search: SearchConf = field(default_factory=SearchConf)
     # The model's input/output layers (first layer, embeddings, classifier head): fnmatch patterns of
     # model.named_parameters() names. An optimizer that trains hidden weight matrices differently
@@ -110,6 +117,10 @@ class TaskConf:
                   if not (math.isfinite(v) and v > 0)]
         found += [f"wd[{k}] must be >= 0 and finite, got {v}" for k, v in self.wd.items()
                   if not (math.isfinite(v) and v >= 0)]
+        found += [f"clip_grad[{k}] must be > 0 and finite, got {v}" for k, v in self.clip_grad.items()
+                  if not (math.isfinite(v) and v > 0)]
+        if len(self.moms) != 2 or not all(0 <= m < 1 for m in self.moms):
+            found.append(f"moms must be 2 values (high, low), each in [0, 1), got {list(self.moms)}")
         found += [f"search.{p}" for p in self.search.problems()] + one_of(self, "split", SPLITS)
         for i, stage in enumerate(self.stages):
             found += at_least(stage, 0, "lr_mult", prefix=f"stages[{i}].")

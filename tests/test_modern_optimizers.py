@@ -147,11 +147,15 @@ def test_muon_groups_match_torch_muon_on_matrices_and_flattened_filters(adjust):
     assert all((p - s).abs().max() > 1e-3 for p, s in zip(ours, start))  # the steps moved them
 
 
-def test_scheduled_momentum_reaches_both_kinds():
-    opt = MuonAdamW([{"params": [torch.zeros(3, 3)], "muon": True}, {"params": [torch.zeros(3)]}])
+@pytest.mark.parametrize("cycle", [False, True])
+def test_scheduled_momentum_never_reaches_muon_and_reaches_adamw_only_when_asked(cycle):
+    """muon.yaml's default: neither kind cycles; cycle_momentum=true: the AdamW groups' beta1 only."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    opt = build_optimizer({**cfg_of("muon"), "cycle_momentum": cycle}, model, LR, ["1.*"])
     set_momentum(opt, 0.85)
-    assert opt.param_groups[0]["momentum"] == 0.85 and "betas" not in opt.param_groups[0]
-    assert opt.param_groups[1]["betas"] == (0.85, 0.99) and "momentum" not in opt.param_groups[1]
+    kinds = {g["muon"]: g for g in opt.param_groups}
+    assert kinds[True]["momentum"] == 0.95 and "betas" not in kinds[True]
+    assert kinds[False]["betas"] == ((0.85 if cycle else 0.9), 0.99) and "momentum" not in kinds[False]
 
 
 def test_adamw_groups_match_torch_adamw():

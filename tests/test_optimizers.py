@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from runners.optimizers import apply_weight_decay, build_optimizer, set_lr, set_momentum
+from runners.optimizers import apply_weight_decay, build_optimizer, current_momentum, set_lr, set_momentum
 
 STEPS, LR, WD = 6, 0.05, 0.1
 
@@ -180,12 +180,20 @@ def test_group_lr_multipliers_scale_with_schedule_and_freeze():
 
 
 def test_scheduled_momentum_goes_to_beta1_or_sgd_momentum():
-    adam = build_optimizer(adam_cfg(0.0, "l2"), Toy(), LR)
+    adam = build_optimizer({**adam_cfg(0.0, "l2"), "cycle_momentum": True}, Toy(), LR)
     set_momentum(adam, 0.85)
     assert all(g["betas"] == (0.85, 0.99) for g in adam.param_groups)
-    sgd = build_optimizer({"_target_": "torch.optim.SGD", "kwargs": {"momentum": 0.9}}, Toy(), LR)
+    sgd = build_optimizer({"_target_": "torch.optim.SGD", "kwargs": {"momentum": 0.9}, "cycle_momentum": True},
+                          Toy(), LR)
     set_momentum(sgd, 0.95)
     assert all(g["momentum"] == 0.95 for g in sgd.param_groups)
+
+
+def test_without_cycle_momentum_the_class_keeps_its_own():
+    """cycle_momentum false (the schema's default): a schedule's momentum is not applied."""
+    adam = build_optimizer(adam_cfg(0.0, "l2"), Toy(), LR)
+    set_momentum(adam, 0.85)
+    assert all(g["betas"] == (0.9, 0.99) for g in adam.param_groups) and current_momentum(adam) == 0.9
 
 
 def test_unknown_group_names_are_refused():

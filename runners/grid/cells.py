@@ -4,14 +4,17 @@ the plan and the summary alike.
 
 A suite (conf/suite/NAME.yaml) declares `grid.sweep` (values in Hydra's sweep syntax: `a,b`,
 `range(3)`), optional `grid.pairs` (explicit optimizer/schedule pairs that restrict the sweep's product),
+`grid.extra_pairs` (optimizer/schedule pairs one task adds to it: the language models' NT-ASGD),
 `grid.per_task` overrides and `grid.recipes`. The user's overrides on the command line either replace a
 swept key (`optimizer=adamw,sgd`, `task=digits_resnet`) or apply to every cell; with pairs, a replaced
-optimizer or schedule narrows the product and the pairs keep what it still contains.
+optimizer or schedule narrows the product and the pairs keep what it still contains; an extra pair is
+kept when the replaced values still include its optimizer and schedule.
 """
 from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -33,6 +36,10 @@ from ..schedules import BUDGET_FREE
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 RECIPE_FIXED = ("optimizer", "schedule")  # a recipe overlay picks these itself
 PAIR_KEYS = ("optimizer", "schedule")  # a grid.pairs entry is "optimizer/schedule"
+PAIR = re.compile(r"[^/]+/[^/]+")
+# Tuning trials run seed TRIAL_SEED_BASE + grid.tuning.seed, a seed no suite sweeps: on the language
+# models the validation split is the verdict's, so a cell at the trials' seed would repeat a selected trial.
+TRIAL_SEED_BASE = 1000
 
 
 @dataclass
@@ -44,12 +51,15 @@ class TuningSettings:
     # A 1cycle trial's budget in epochs per task (the claim's own epochs); else this fraction of the max.
     budget: Dict[str, int] = field(default_factory=dict)
     budget_fraction: float = 0.5
-    seed: int = 0  # the sampler's scramble and every trial run's seed
+    # The sampler's scramble; every trial runs seed TRIAL_SEED_BASE + seed, one no verdict may read.
+    seed: int = 0
     # Where the studies live: null -> sqlite:///<results_dir>/tuning/<suite>.db (one machine);
     # "journal" -> <results_dir>/tuning/<suite>.journal (Optuna's file journal, safe on NFS / SLURM);
     # or any database URL (postgresql://..., mysql://...).
     storage: Optional[str] = None
-    pruning: bool = False  # successive halving on the per-epoch validation metric
+    # Successive halving on the per-epoch validation metric, for budget-free schedules only (a decaying
+    # schedule's mid-run metric does not predict its end: runners/tuning.py).
+    pruning: bool = False
     min_resource: int = 1  # the first rung, in epochs
     reduction_factor: int = 3  # 1 trial in 3 goes on at each rung
 
@@ -57,6 +67,8 @@ class TuningSettings:
         found = []
         if self.trials < 0:
             found.append(f"grid.tuning.trials must be >= 0, got {self.trials}")
+        if self.seed < 0:  # keeps trial seeds in the reserved range
+            found.append(f"grid.tuning.seed must be >= 0, got {self.seed}")
         if not 0 < self.budget_fraction <= 1:
             found.append(f"grid.tuning.budget_fraction must be in (0, 1], got {self.budget_fraction}")
         found += [f"grid.tuning.budget[{k}] must be >= 1, got {v}" for k, v in self.budget.items() if v < 1]
@@ -80,6 +92,9 @@ class GridSettings:
     # Explicit (optimizer, schedule) pairs, "optimizer/schedule" each: the sweep's product keeps only these
     # (modern: sf_adamw runs with warmup only, not with every schedule). Empty: the full product.
     pairs: List[str] = field(default_factory=list)
+    # Per task, "optimizer/schedule" pairs added to its cells, each crossed with the other swept keys
+    # (seeds) and tuned like any cell: a baseline only some tasks have (blog: the LMs' ntasgd/reference).
+    extra_pairs: Dict[str, List[str]] = field(default_factory=dict)
     # Extra overrides per task, e.g. its own optimizer sweep: {awd_lstm_wt2: ["optimizer=ntasgd,adamw"]}.
     per_task: Dict[str, List[str]] = field(default_factory=dict)
     # Published recipes (conf/recipe/) per task, each an extra cell swept over seeds only and run once
@@ -125,13 +140,13 @@ class GridSettings:
 
     def pair_problems(self) -> list[str]:
         """Each pair is "optimizer/schedule", both among the swept values (else it could never run)."""
-        found = []
+        found = [f"grid.extra_pairs[{task}]: {pair!r} is not 'optimizer/schedule'"
+                 for task, pairs in self.extra_pairs.items() for pair in pairs if not PAIR.fullmatch(str(pair))]
         for pair in self.pairs:
-            parts = str(pair).split("/")
-            if len(parts) != 2 or not all(parts):
+            if not PAIR.fullmatch(str(pair)):
                 found.append(f"grid.pairs: {pair!r} is not 'optimizer/schedule'")
                 continue
-            for key, value in zip(PAIR_KEYS, parts):
+            for key, value in zip(PAIR_KEYS, str(pair).split("/")):
                 swept = self.swept(key)
                 if value not in swept:
                     found.append(f"grid.pairs: {pair!r} names {key} {value!r}, which grid.sweep.{key} does "
@@ -214,6 +229,7 @@ def cell_overrides(suite: str, user_args: list[str]) -> tuple[list[list[str]], l
                 swept = " and ".join(f"{k}={','.join(keys.get(k, []))}" for k in PAIR_KEYS)
                 raise UserError(f"grid.pairs keeps no cell of {task}: its sweep has {swept}, the pairs are "
                                 f"{', '.join(settings.pairs)} (grid.pairs=[] runs the full product)")
+        combos += extra_combos(settings.extra_pairs.get(task, []), keys, sweeps, combos)
         cells += [[*common, *(f"{k}={v}" for k, v in combo.items()), *fixed] for combo in combos]
         recipe_keys = {k: v for k, v in keys.items() if k not in RECIPE_FIXED}
         recipe_fixed = [a for a in fixed if sweep_values(a)[0] not in RECIPE_FIXED]
@@ -221,7 +237,37 @@ def cell_overrides(suite: str, user_args: list[str]) -> tuple[list[list[str]], l
             for combo in itertools.product(*recipe_keys.values()):
                 cells.append([*common, f"+recipe={recipe}", "grid.budget_search=false",
                               *(f"{k}={v}" for k, v in zip(recipe_keys, combo)), *recipe_fixed])
+    check_seeds(base, cells)
     return cells, [t for t in tasks if t not in present]
+
+
+def trial_seed(tuning) -> int:
+    """The seed every tuning trial of a suite runs (tuning: its grid.tuning)."""
+    return TRIAL_SEED_BASE + int(tuning.seed)
+
+
+def check_seeds(base: DictConfig, cells: list[list[str]]) -> None:
+    """A tuned suite's cells never run its trials' seed (a cell's seed: its last `seed=`, else base's)."""
+    if not base.grid.tuning.trials:
+        return
+    reserved = trial_seed(base.grid.tuning)
+    for cell in cells:
+        seeds = [values[-1] for key, values in map(sweep_values, cell) if key == "seed"]
+        if int(seeds[-1] if seeds else base.seed) == reserved:
+            raise UserError(f"seed {reserved} is the tuning trials' seed ({TRIAL_SEED_BASE} + "
+                            f"grid.tuning.seed): a verdict must not read the seed its tuning selected on; "
+                            f"sweep other seeds")
+
+
+def extra_combos(extra: list[str], keys: dict[str, list[str]], replaced: dict[str, list[str]],
+                 combos: list[dict]) -> list[dict]:
+    """A task's grid.extra_pairs as cells: each pair crossed with the other swept keys (seeds), unless the
+    command line replaced its optimizer or schedule by values without it; none already in `combos`."""
+    rest, out = {k: v for k, v in keys.items() if k not in PAIR_KEYS}, []
+    for pinned in (dict(zip(PAIR_KEYS, str(pair).split("/"))) for pair in extra):
+        if not any(key in replaced and pinned[key] not in replaced[key] for key in PAIR_KEYS):
+            out += [{**pinned, **dict(zip(rest, combo))} for combo in itertools.product(*rest.values())]
+    return [c for i, c in enumerate(out) if c not in combos and c not in out[:i]]
 
 
 def run_config(cfg: DictConfig, **changes) -> DictConfig:
