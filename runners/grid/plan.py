@@ -2,7 +2,6 @@
 done, what is left in epochs and, priced by measured or configured epoch times, in device hours."""
 from __future__ import annotations
 
-import json
 import random
 import statistics
 from typing import Mapping
@@ -30,15 +29,15 @@ def planned_lr(run_cfg: DictConfig) -> tuple[float | None, str]:
 
 def plan_cell(cfg: DictConfig) -> dict:
     """The runs this cell will make and what is left, in epochs. A tuned cell's runs are known once its
-    study has an outcome; until then they are all to do."""
+    study has an outcome its runs vouch for; until then they are all to do."""
     pending = False
     if is_tuned(cfg):
-        from ..tuning import outcome_path, tuned
+        from ..tuning import read_outcome, tuned
 
-        path = outcome_path(cfg)
-        pending = not path.exists()
+        outcome = read_outcome(cfg)
+        pending = outcome is None
         if not pending:
-            cfg = tuned(cfg, json.loads(path.read_text()))
+            cfg = tuned(cfg, outcome)
     runner = DryRunner(cfg)
     search_cell(cfg, runner)
     lr, origin = (None, "tuning (to run)") if pending else planned_lr(run_config(cfg))
@@ -149,17 +148,18 @@ def studies(cells: list[DictConfig]) -> dict[tuple[str, str, str], int]:
 
 
 def study_epochs(cfg: DictConfig) -> tuple[float, float]:
-    """Epochs left to the cell's study, (without pruning, with successive halving): its trials at their
-    budget (a budget-free trial assumed to stop at grid.assumed_fraction of it); 0 once it has an outcome."""
-    from ..tuning import outcome_path, trial_budget
+    """Epochs left to the cell's study, (without pruning, with successive halving): its trials, each at
+    the tuning budget (halving: only where the study may prune, runners/tuning.py prunes); 0 once it has
+    an outcome its runs vouch for."""
+    from ..tuning import read_outcome, trial_budget
 
-    if outcome_path(cfg).exists():
+    if read_outcome(cfg) is not None:
         return 0.0, 0.0
     settings, budget = cfg.grid.tuning, trial_budget(cfg)
-    if is_budget_free(cfg):
-        budget = max(1, round(cfg.grid.assumed_fraction * budget))
-    return (float(settings.trials * budget),
-            halving_epochs(budget, settings.trials, settings.min_resource, settings.reduction_factor))
+    plain = float(settings.trials * budget)
+    if not is_budget_free(cfg):  # never pruned: a decaying schedule's mid-run metric misleads
+        return plain, plain
+    return plain, halving_epochs(budget, settings.trials, settings.min_resource, settings.reduction_factor)
 
 
 def format_tuning(cells: list[DictConfig], search_epochs: int) -> list[str]:
