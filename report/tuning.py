@@ -5,7 +5,10 @@ ran tuned and which runs it made).
 
 The report never re-selects: the tuned values are the outcome files' and a trial's score is the `score`
 its status.json recorded (lower is better). A trial's test metrics are never read, so nothing the test
-set says can move what is shown. Records that cannot be trusted are listed, never counted.
+set says can move what is shown. Records that cannot be trusted are listed, never counted: an outcome
+counts only while every trial run it names (`runs`, as runners/tuning.py writes it) is here and
+readable, and a study with an outcome shows only the trials that outcome was chosen from (older ones,
+e.g. of an earlier protocol, are listed as superseded).
 """
 from __future__ import annotations
 
@@ -143,9 +146,35 @@ def load_outcomes(grid_dir: Path, problems: list[Problem]) -> dict[CellKey, dict
     return outcomes
 
 
+def vouched(outcomes: dict[CellKey, dict], trials: list[Trial], problems: list[Problem],
+            grid_dir: Path) -> tuple[dict[CellKey, dict], list[Trial]]:
+    """The outcomes whose named trial runs are all here, and the trials they (or no outcome) account
+    for; the rest become problems."""
+    here = {t.path.name for t in trials}
+    kept = {}
+    for key, outcome in outcomes.items():
+        path = grid_dir / "tuning" / f"{'__'.join(key)}.json"
+        runs = outcome.get("runs")
+        if not isinstance(runs, list) or not runs:
+            problems.append(Problem(path, "untrusted", "tuning outcome names no trial runs (an older protocol)"))
+        elif missing := sorted(set(map(str, runs)) - here):
+            problems.append(Problem(path, "untrusted", f"tuning outcome's trial runs are not all here: "
+                                                       f"{', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}"))
+        else:
+            kept[key] = outcome
+    named = {key: set(map(str, o["runs"])) for key, o in kept.items()}
+    counted = []
+    for trial in trials:
+        if trial.key in named and trial.path.name not in named[trial.key]:
+            problems.append(Problem(trial.path, "superseded", "a trial its study's outcome was not chosen from"))
+        else:
+            counted.append(trial)
+    return kept, counted
+
+
 def load_tuning(suite: str, results_dir: str | os.PathLike = "results") -> TuningRecords:
     grid_dir = Path(results_dir) / "grids" / suite
     trials, problems, dirs = load_trials(results_dir, suite)
-    outcomes = load_outcomes(grid_dir, problems)
+    outcomes, trials = vouched(load_outcomes(grid_dir, problems), trials, problems, grid_dir)
     cells = [rec for _, rec in _json_files(grid_dir / "cells", problems) if not rec.get("recipe")]
     return TuningRecords(outcomes, trials, cells, problems, dirs)

@@ -150,18 +150,19 @@ def write_study(results: Path, suite: str, task: str, optimizer: str, schedule: 
     """A study's trials — (lr, wd, score, status[, done]) each — and its outcome: the recorded best is the
     lowest score among the trials not pruned; the space spans lr0 and wd0 by a factor 10 each way (a wd0
     of 0: WD not searched)."""
-    cost = 0
+    cost, runs = 0, []
     for n, (lr, wd, score, status, *done) in enumerate(trials):
-        write_trial(results, suite, task, optimizer, schedule, n, lr=lr, weight_decay=wd, score=score,
-                    status=status, budget=budget, done=done[0] if done else None, reach_at=3)
+        path = write_trial(results, suite, task, optimizer, schedule, n, lr=lr, weight_decay=wd, score=score,
+                           status=status, budget=budget, done=done[0] if done else None, reach_at=3)
         cost += done[0] if done else budget
+        runs.append(path.name)
     kept = [(n, t) for n, t in enumerate(trials) if t[3] != "pruned"]
     best, (lr, wd, score, *_) = min(kept, key=lambda item: item[1][2])
     space = {"lr": [lr0 / 10, lr0 * 10], **({"weight_decay": [wd0 / 10, wd0 * 10]} if wd0 else {})}
     # "trials" counts every counted trial, pruned ones included (runners/tuning.py write_outcome).
     return write_outcome(results, suite, task, optimizer, schedule, lr=lr, weight_decay=wd, best_trial=best,
                          best_score=score, trials=len(trials), pruned=len(trials) - len(kept), cost_epochs=cost,
-                         space=space, budget=budget, split="validation", pruning=True)
+                         space=space, budget=budget, split="validation", pruning=True, runs=runs)
 
 
 def write_cell_records(results: Path, suite: str, task: str, optimizer: str, schedule: str,

@@ -186,3 +186,27 @@ def test_gate_checks_the_tuned_verdicts(tuned, tmp_path):
     assert result.failures == [f"claim {TWIN_ROW}: verdict dropped from 'reproduced' to 'reaches the figure, faster by less than claimed'"]
     write_suite(tmp_path)  # the same suite untuned: the tuned verdict drops to "not tuned"
     assert not check(analyse(load_suite("mini", tmp_path)), {**doc, "cells": {}}).ok
+
+
+def test_an_outcome_is_counted_only_with_every_trial_run_it_names(tmp_path):
+    """Another machine's outcome file, or one whose trial runs are gone, is listed, never shown as a
+    tuned value; a trial its study's outcome was not chosen from (an older protocol's) is superseded."""
+    import shutil
+
+    from report.tuning import load_tuning
+
+    outcome = write_study(tmp_path, "mini", "digits_resnet", "sgd", "reference", STUDIES[("sgd", "reference")][0],
+                          0.1, 5e-4, 8)
+    write_trial(tmp_path, "mini", "digits_resnet", "sgd", "reference", 9, lr=0.2, weight_decay=1e-4, score=3.0,
+                label="older-protocol-trial")
+    records = load_tuning("mini", tmp_path)
+    assert ("digits_resnet", "sgd", "reference") in records.outcomes
+    assert [p.kind for p in records.problems] == ["superseded"]
+    assert len(records.study(("digits_resnet", "sgd", "reference"))) == len(outcome["runs"])
+    shutil.rmtree(tmp_path / "runs" / "mini-tuning" / outcome["runs"][0])
+    records = load_tuning("mini", tmp_path)
+    assert records.outcomes == {} and any(p.kind == "untrusted" for p in records.problems)
+    older = {k: v for k, v in outcome.items() if k != "runs"}  # an outcome written before `runs`
+    path = tmp_path / "grids" / "mini" / "tuning" / "digits_resnet__sgd__reference.json"
+    path.write_text(json.dumps(older))
+    assert load_tuning("mini", tmp_path).outcomes == {}
