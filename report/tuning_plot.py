@@ -3,7 +3,7 @@ of the AdamW paper (Loshchilov & Hutter 2019, Fig. 2): with the decay decoupled,
 independent of the LR? Here answered on this benchmark's own trials.
 
 Colour: the trial's rank within its study (task, optimizer, schedule) by its recorded score, 0 = best ..
-1 = worst, so studies of different schedules (scores in epochs or in a metric) share one scale. Marker:
+1 = worst, so studies of different tasks and metrics (accuracy up, perplexity down) share one scale. Marker:
 the schedule. Hollow: a pruned trial (stopped early: its score is not comparable). Star: the recorded
 selection (the tuning outcome's lr and weight decay). Dashed box: the search space.
 """

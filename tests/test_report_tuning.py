@@ -54,7 +54,7 @@ def test_tuning_table_shows_the_recorded_values_and_cost(tuned):
     note = (page.parent / "tuning.md").read_text()
     assert "Total tuning cost: 77 epochs over 4 cells (15 trials, 3 of them pruned)" in note
     assert "sampler: QMC sobol scrambled seed 0" in note and "validation (15 trial records)" in note
-    assert "pruning: on;" in note
+    assert "every other trial runs to its end): on;" in note
     assert "trials per cell (pruned ones included): 3 (1 cell), 4 (3 cells)" in note
     html = page.read_text()
     assert 'id="t-tuning"' in html and "Tuning protocol" in html and "trials pruned: 3" in html
