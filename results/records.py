@@ -165,7 +165,7 @@ def read_metrics(path: Path) -> list[dict]:
     is dropped; any other unreadable line or a break in the epoch sequence raises CorruptRecord."""
     if not path.exists():
         return []
-    text = path.read_text()
+    text = _read_text(path)
     lines = text.split("\n")
     if lines and lines[-1] != "":
         lines = lines[:-1]  # partial tail from an interrupted append
@@ -191,16 +191,24 @@ def keep_epochs(path: Path, rows: list[dict], last_epoch: int) -> list[dict]:
         raise CorruptRecord(f"{path}: {len(rows)} rows, but the checkpoint is at epoch {last_epoch}")
     kept = rows[:last_epoch]
     text = "".join(jsonl_line(r) for r in kept)
-    if not path.exists() or path.read_text() != text:
+    if not path.exists() or _read_text(path) != text:
         write_text_atomic(path, text)
     return kept
+
+
+def _read_text(path: Path) -> str:
+    """A record file's text; a file that is not UTF-8, or a directory in its place, is a damaged run."""
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptRecord(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
 
 
 def read_status(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        status = json.loads(path.read_text())
+        status = json.loads(_read_text(path))
     except ValueError as exc:
         raise CorruptRecord(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(status, dict) or status.get("status") not in STATUSES:
@@ -258,7 +266,7 @@ def load_run(path: Path) -> RunRecord:
         raise CorruptRecord(f"{path}: no {STATUS_FILE}")
     config = path / CONFIG_FILE
     return RunRecord(path=path, status=status, metrics=metrics,
-                     config_text=config.read_text() if config.exists() else "")
+                     config_text=_read_text(config) if config.exists() else "")
 
 
 def iter_run_dirs(results_dir: str | os.PathLike, suite: str) -> list[Path]:

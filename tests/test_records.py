@@ -95,3 +95,18 @@ def test_a_stripped_status_does_not_count_as_finished(tmp_path):
     (path / records.STATUS_FILE).write_text(json.dumps({"status": "completed", "epochs_done": len(rows)}))
     with pytest.raises(records.CorruptRecord, match="lacks run_id, task"):
         records.read_run(path)
+
+
+@pytest.mark.parametrize("damage", ["non-utf8", "directory"])
+def test_a_record_that_is_not_text_is_corrupt_not_a_traceback(tmp_path, damage):
+    from test_report_fixtures import write_run
+
+    path = write_run(tmp_path, "mini", "r")
+    metrics = path / records.METRICS_FILE
+    metrics.unlink()
+    if damage == "directory":
+        metrics.mkdir()
+    else:
+        metrics.write_bytes(b'{"epoch": 1, "x": "\xff\xfe"}\n')
+    with pytest.raises(records.CorruptRecord, match="unreadable"):
+        records.read_run(path)

@@ -148,8 +148,11 @@ def evil_exports(tmp_path_factory) -> dict[str, str]:
     # export has rows to check.
     write_trial(results, "evil", EVIL_TASK, EVIL_OPTIMIZER, EVIL_SCHEDULE, 0, lr=0.1, weight_decay=0.01,
                 score=None, status="failed", error=f"trial {EVIL_OPTIMIZER}", label="evil-trial")
+    done = write_trial(results, "evil", EVIL_TASK, EVIL_OPTIMIZER, EVIL_SCHEDULE, 1, lr=0.1, weight_decay=0.01,
+                       score=-0.9, label="evil-trial-done")
     outcome = {"task": EVIL_TASK, "optimizer": EVIL_OPTIMIZER, "schedule": EVIL_SCHEDULE, "lr": 0.1,
-               "weight_decay": 0.01, "trials": 1, "pruned": 0, "sampler": EVIL_RECIPE, "storage": EVIL_RECIPE}
+               "weight_decay": 0.01, "trials": 1, "pruned": 0, "sampler": EVIL_RECIPE, "storage": EVIL_RECIPE,
+               "runs": [done.name]}  # an outcome counts only with the trial runs it names
     (results / "grids" / "evil" / "tuning").mkdir(parents=True)
     (results / "grids" / "evil" / "tuning" / "evil.json").write_text(json.dumps(outcome))
     page = report.build("evil", str(results))
