@@ -4,8 +4,6 @@ checks.py), run before anything is written. The task schemas are the task contra
 the entry points pass their registry to `register_configs`."""
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
@@ -16,8 +14,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from results import records
 from results.errors import UserError
 
-from .checks import (device_problems, optimizer_class_problems, optimizer_problems, run_problems,
-                     schedule_problems, task_problems)
+from .checks import (device_problems, lr_problems, moms_key, name_problems, optimizer_class_problems,
+                     optimizer_problems, run_problems, schedule_problems, task_problems, unknown_keys)
 
 
 @dataclass
@@ -265,33 +263,20 @@ def typed_run(cfg: DictConfig) -> RunConf:
     return run
 
 
-def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
-    """Keys that are not fields of their node's schema. Hydra's `+key=value` adds a key even to a
-    typed node; this catches what such a typo would otherwise silently leave unused."""
-    schema = OmegaConf.get_type(node)
-    if not dataclasses.is_dataclass(schema):
-        return []
-    fields = {f.name for f in dataclasses.fields(schema)}
-    found = []
-    for key in node.keys():
-        if key not in fields:
-            found.append(f"{prefix}{key}")
-        elif OmegaConf.is_dict(node._get_node(key)):
-            found += unknown_keys(node[key], f"{prefix}{key}.")
-    return found
-
-
 def validate(cfg: DictConfig, schedule: dict, lr: float | None) -> None:
     """Value checks, each naming the key at fault (`lr` None: the LR range test will give it). Run before
     anything is written (runners/run.py `execute`; the grid, for every cell before any trains); raises
-    UserError with the first problem, one line."""
+    UserError with the first problem, one line. Names that become paths are checked first."""
     unknown = unknown_keys(cfg)
-    found = [f"unknown config key(s) {unknown}: not in the schema (see runners/config.py and the task's "
-             f"schema in suites/)"] if unknown else []
-    found += run_problems(cfg) + optimizer_problems(cfg.optimizer) + schedule_problems(schedule)
+    found = name_problems(cfg) + ([f"unknown config key(s) {unknown}: not in the schema (see "
+                                   f"runners/config.py and the task's schema in suites/)"] if unknown else [])
+    found += run_problems(cfg) + optimizer_problems(cfg.optimizer)
+    found += schedule_problems(schedule, moms_key(cfg))
     found += task_problems(cfg.task)  # before the LR's: a bad task.lr entry is named as such there
-    if lr is not None and not (math.isfinite(lr) and lr > 0):
-        found.append(f"optimizer.lr must be > 0 and finite, got {lr}")
+    if lr is not None:
+        source = configured_lr(cfg)
+        found += lr_problems(cfg, lr, source[1] if source and source[0] == lr else "optimizer.lr",
+                             configured_wd(cfg)[0])
     if not found:  # the checks that import torch, once the cheap ones pass
         found += device_problems(cfg.device)
         found += optimizer_class_problems(cfg.optimizer, io_params=cfg.task.get("io_params"))

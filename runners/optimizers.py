@@ -90,8 +90,10 @@ def io_split(model: nn.Module, io_params) -> "dict[int, bool]":
                          "parameter names) for an optimizer that splits them off, got []")
     unmatched = [pat for pat in io_params if not any(fnmatchcase(n, pat) for n, _ in named)]
     if unmatched:
-        raise ValueError(f"task.io_params {unmatched} match no parameter of this model; it has "
-                         f"{[n for n, _ in named]}")
+        names = [n for n, _ in named]  # a ResNet-50 has hundreds: the first few say how they are spelled
+        shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+        raise ValueError(f"task.io_params {unmatched} match no parameter of this model; its parameters are "
+                         f"{shown}")
     muon = {id(p): p.ndim >= 2 and not any(fnmatchcase(n, pat) for pat in io_params) for n, p in named}
     if not any(muon.values()):
         raise ValueError(f"task.io_params {list(io_params)} leave no hidden weight matrix (ndim >= 2) "

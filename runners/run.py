@@ -2,10 +2,7 @@
 and keep the records true at every instant."""
 from __future__ import annotations
 
-import datetime as dt
-import os
 import platform
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,22 +16,14 @@ from results.errors import UserError
 from results.targets import Target, epochs_to_target
 from results.tuning import trial_score
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checks import model_problems
 from .config import (RunConf, configured_clip, configured_lr, resolve_schedule, resolved_config, run_path,
                      typed_run, validate)
 from .engine import fit, select_device
+from .preflight import check_writable, nothing_left_if_refused
+from .run_files import RunFiles, now
 from .run_lock import RunLock
 from .schedules import BUDGET_FREE
-
-# A results_dir with less free space than this is refused before a run starts: a checkpoint (ResNet-50
-# with Adam's moments, ~300 MB) would not fit, and the run would fail at its first epoch's end.
-MIN_FREE_BYTES = 64 * 2**20
-BALLAST_BYTES = 256 * 2**10  # room for status.json and its temporary (RunFiles.ballast_path)
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
 
 def git_sha() -> str | None:
     try:
@@ -52,87 +41,10 @@ def environment(device: torch.device) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     return {"torch": torch.__version__, "cuda": torch.version.cuda, "device": str(device),
             "device_name": name, "python": platform.python_version(), "host": socket.gethostname(),
-            "git_sha": git_sha(), "command": " ".join(sys.argv)}
-
-
-class RunFiles:
-    """The run directory: config.yaml, metrics.jsonl, status.json, checkpoint.pt, and resumes.jsonl
-    (when and where each resume happened: kept apart so the records of a resumed run are identical to
-    an uninterrupted one's)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.metrics_path = path / records.METRICS_FILE
-        self.status_path = path / records.STATUS_FILE
-        self.checkpoint_path = path / records.CHECKPOINT_FILE
-        # Held while the run trains, freed when it fails, so that a full disk still has room to record
-        # the failure in status.json (a disk filled by someone else is as full as one filled by us).
-        self.ballast_path = path / ".ballast"
-        self.rows: list[dict] = []
-        self.keep_epoch_checkpoints = False  # RunConf.keep_epoch_checkpoints (a WSD trunk's)
-
-    def read_state(self) -> dict | None:
-        """Existing status (None for a new run); raises UserError when the old records are corrupt."""
-        try:
-            status, self.rows = records.read_run(self.path)
-        except records.CorruptRecord as exc:
-            raise UserError(f"{exc}. The run's files are kept as they are; rerun with force=true to "
-                            f"move them aside and train this run again.") from None
-        return status
-
-    def load_checkpoint(self) -> dict | None:
-        try:
-            state = load_checkpoint(self.checkpoint_path)
-        except Exception as exc:  # a truncated or foreign file: say so rather than mix runs
-            raise UserError(f"{self.checkpoint_path}: unreadable checkpoint ({exc}); rerun with "
-                            f"force=true to move the run aside and train it again") from None
-        # Epochs recorded after the last checkpoint will be trained again: drop their rows (and a line
-        # cut short by a kill), so that the next append starts on a line of its own.
-        try:
-            self.rows = records.keep_epochs(self.metrics_path, self.rows, state["epoch"] if state else 0)
-        except records.CorruptRecord as exc:
-            raise UserError(f"{exc}; rerun with force=true to move the run aside") from None
-        return state
-
-    def log_resume(self, status: dict) -> None:
-        records.append_jsonl(self.path / records.RESUMES_FILE, {
-            "at": now(), "after": status["status"], "epochs_done": len(self.rows),
-            "host": socket.gethostname(), "pid": os.getpid()})
-
-    def epoch_done(self, row: dict, state: dict) -> None:
-        records.append_jsonl(self.metrics_path, row)  # first the row, then the checkpoint covering it
-        self.rows.append(row)
-        if not self.keep_epoch_checkpoints:
-            save_checkpoint(self.checkpoint_path, state)
-            return
-        # The epoch's own file first, then checkpoint.pt made a hard link to it (atomically): whenever
-        # checkpoint.pt is at epoch e, checkpoints/epoch_<e>.pt exists. Every save makes a new file, so
-        # a kept epoch is never overwritten in place.
-        kept = records.epoch_checkpoint_path(self.path, state["epoch"])
-        save_checkpoint(kept, state)
-        link = self.path / f".{records.CHECKPOINT_FILE}.link"
-        link.unlink(missing_ok=True)
-        try:
-            os.link(kept, link)
-            os.replace(link, self.checkpoint_path)
-        except OSError:  # a filesystem without hard links
-            save_checkpoint(self.checkpoint_path, state)
-
-    def write_status(self, status: dict) -> None:
-        records.write_json_atomic(self.status_path, status)
-
-    def hold_ballast(self) -> None:
-        records.write_atomic(self.ballast_path, lambda fh: fh.write(bytes(BALLAST_BYTES)))
-
-    def write_final_status(self, status: dict) -> None:
-        self.ballast_path.unlink(missing_ok=True)
-        self.write_status(status)
-
-    def move_aside(self) -> Path:
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        dest = self.path.with_name(f".{self.path.name}.replaced-{stamp}")
-        self.path.rename(dest)
-        return dest
+            "git_sha": git_sha(), "command": " ".join(sys.argv),
+            # Not in the run id (records.OUTPUT_ONLY_KEYS: the grid sets it per worker, and on CPU it
+            # changes only the order of float sums), so recorded: a rerun's difference can be traced to it.
+            "threads": torch.get_num_threads()}
 
 
 def summarise(rows: list[dict], target: Target) -> dict:
@@ -148,25 +60,6 @@ def summarise(rows: list[dict], target: Target) -> dict:
     final = {k: rows[-1].get(k) for k in metrics} if rows else {}
     return {"epochs_to_target": epochs_to_target(rows, target), "best": best, "final": final,
             "target_met_at_end": bool(rows) and target.is_met(rows[-1].get(target.metric))}
-
-
-def check_writable(results_dir: str) -> Path:
-    root = Path(results_dir)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write-test-{os.getpid()}"
-        try:
-            records.write_text_atomic(probe, "x" * 4096)  # real blocks: an empty file fits a full disk
-        finally:
-            probe.unlink(missing_ok=True)
-        free = shutil.disk_usage(root).free
-    except OSError as exc:
-        raise UserError(f"results_dir={results_dir!r} is not writable ({exc.strerror}); "
-                        f"set results_dir=... or ONECYCLE_RESULTS to a writable directory") from None
-    if free < MIN_FREE_BYTES:
-        raise UserError(f"results_dir={results_dir!r} has {free / 2**20:.1f} MiB free, under the "
-                        f"{MIN_FREE_BYTES // 2**20} MiB a run's records and checkpoint need; free some space")
-    return root
 
 
 # Pre-training runs live apart from every suite (a suite's report counts its grid's runs), shared by all.
@@ -226,28 +119,30 @@ def resolve_lr(cfg: DictConfig) -> tuple[float, str]:
 def execute(cfg: DictConfig, after_epoch=None) -> dict:
     """Own the run `cfg` describes, from config to final status: skip it when it has finished, resume it
     when interrupted, train it otherwise — as its one writer (runners/run_lock.py). Returns its status
-    (as written to status.json). Bad input raises UserError before anything is written."""
+    (as written to status.json). Bad input raises UserError before anything is written: a refusal met
+    once directories or the lock were made (a task without the target's metric) removes them again."""
     schedule_cfg = resolve_schedule(cfg)
     configured = configured_lr(cfg)
     validate(cfg, schedule_cfg, configured[0] if configured else None)
-    check_writable(cfg.results_dir)
     path = run_path(cfg)
-    with RunLock(path):
-        files = RunFiles(path)
-        if cfg.force and path.exists():
-            print(f"force=true: moved the earlier run to {files.move_aside()}", file=sys.stderr)
-        previous = files.read_state()
-        if previous and previous["status"] in records.FINAL_STATUSES:
-            print(f"run {path.name} already {previous['status']}; not training again (force=true reruns "
-                  f"it)", file=sys.stderr)
-            return previous
-        return train_run(cfg, files, schedule_cfg, previous, after_epoch)
+    with nothing_left_if_refused(path.parent):
+        check_writable(cfg.results_dir)
+        with RunLock(path):
+            files = RunFiles(path)
+            # force=true, or records left without their status (RunFiles.is_orphaned): trained afresh, the
+            # old files moved aside (never deleted) once the run's own checks have passed (train_run).
+            replace = bool(cfg.force and path.exists()) or files.is_orphaned()
+            previous = None if replace else files.read_state()
+            if previous and previous["status"] in records.FINAL_STATUSES:
+                print(f"run {path.name} already {previous['status']}; not training again (force=true "
+                      f"reruns it)", file=sys.stderr)
+                return previous
+            return train_run(cfg, files, schedule_cfg, previous, after_epoch, replace)
 
 
-def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: dict | None,
-              after_epoch=None) -> dict:
-    """Train (or resume) the run whose lock the caller holds, writing its config and status."""
-    lr, lr_origin = resolve_lr(cfg)
+def prepare(cfg: DictConfig, files: RunFiles, replace: bool):
+    """The run's task, typed config, device and LR, once what only the built task can tell is checked
+    (its metrics, its model); then, for a run trained afresh, the old directory moved aside."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)  # e.g. 1 per worker when grid jobs share a CPU
     device = select_device(cfg.device)
@@ -257,6 +152,21 @@ def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: di
     if target.metric not in task.metrics:
         raise UserError(f"task.target.metric={target.metric!r} is not a metric of task {cfg.task.name!r};"
                         f" it produces {list(task.metrics)}")
+    problems = model_problems(task, run, (configured_lr(cfg) or (1.0, ""))[0])
+    if problems:
+        raise UserError(problems[0])
+    lr, lr_origin = resolve_lr(cfg)  # after the checks: the LR range test trains
+    if replace:
+        why = "force=true" if cfg.force else f"records without a {records.STATUS_FILE} (a damaged run)"
+        print(f"{why}: moved the earlier run to {files.move_aside()}", file=sys.stderr)
+    return task, run, device, lr, lr_origin
+
+
+def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: dict | None,
+              after_epoch=None, replace: bool = False) -> dict:
+    """Train (or resume) the run whose lock the caller holds, writing its config and status."""
+    task, run, device, lr, lr_origin = prepare(cfg, files, replace)
+    target = run.task.target
     files.path.mkdir(parents=True, exist_ok=True)
     files.keep_epoch_checkpoints = cfg.keep_epoch_checkpoints
     records.write_text_atomic(files.path / records.CONFIG_FILE,

@@ -22,9 +22,12 @@ from results.records import write_text_atomic
 from suites.data import survey
 
 from ..config import resolve_schedule, validate
+from ..overrides import check_overrides
+from ..preflight import check_writable, nothing_left_if_refused
 from .cells import CONF_DIR, cell_name, cell_overrides, compose_many, run_config, split_args
 from .data import ensure_data, plan_lines, suite_needs
 from .plan import format_plan, planned_lr
+from .preflight import check_storage
 from .progress import start_progress
 from .summary import summarise
 
@@ -101,9 +104,13 @@ def write_cells(cells, results_dir: str, suite: str) -> Path:
     texts = [OmegaConf.to_yaml(OmegaConf.create(OmegaConf.to_container(c, resolve=True))) for c in cells]
     digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:12]
     directory = Path(results_dir) / "grids" / suite / "launches" / digest
-    for i, text in enumerate(texts):
-        if not (directory / f"{i}.yaml").exists():
-            write_text_atomic(directory / f"{i}.yaml", text)
+    try:
+        for i, text in enumerate(texts):
+            if not (directory / f"{i}.yaml").exists():
+                write_text_atomic(directory / f"{i}.yaml", text)
+    except OSError as exc:  # results_dir itself was found writable: a read-only grids/ below it
+        raise UserError(f"cannot write the launch's cells under {directory} "
+                        f"({exc.strerror or exc})") from None
     return directory
 
 
@@ -113,7 +120,9 @@ def launch(suite: str, cells_dir: Path, count: int, launcher_args: list[str]) ->
     from hydra.core.global_hydra import GlobalHydra
 
     from .job import run_cell_job
+    from .watchdog import mark_parent
 
+    mark_parent()  # joblib workers end with this process (runners/grid/watchdog.py)
     GlobalHydra.instance().clear()
     app = hydra.main(config_path=str(CONF_DIR), config_name="grid", version_base="1.3")(run_cell_job)
     saved = sys.argv
@@ -127,6 +136,7 @@ def launch(suite: str, cells_dir: Path, count: int, launcher_args: list[str]) ->
 
 def run(args: list[str]) -> int:
     suite, plan, rest = parse_args(args)
+    check_overrides(rest)  # before any is parsed or composed: one line for a malformed one
     if suite is None:
         suite, why = default_suite()
         print(f"suite={suite}: {why} (choose with suite=NAME)")
@@ -139,13 +149,16 @@ def run(args: list[str]) -> int:
         raise UserError(f"suite {suite!r} has no task present here (looked for conf/task/<name>.yaml)")
     cells = compose_many(overrides)
     check_cells(cells)
+    check_storage(cells)
     results_dir = cells[0].results_dir
     tasks = list(dict.fromkeys(c.task.name for c in cells))
     print(f"suite {suite}: {len(cells)} cells in one multirun over {len(tasks)} task(s): {', '.join(tasks)}")
     if plan:
         print("\n".join(format_plan(cells) + plan_lines(survey(suite_needs(cells)), suite)))
         return 0
-    ensure_data(cells, suite)
+    with nothing_left_if_refused(Path(results_dir)):  # the results_dir the probe made, if data is missing
+        check_writable(results_dir)  # before data is fetched and any cell file written
+        ensure_data(cells, suite)
     started, since = time.perf_counter(), time.time()
     launcher_args = [a for a in [*rest, *extra] if a.split("=", 1)[0].lstrip("+~").startswith(("hydra", "grid."))
                      or a.split("=", 1)[0] == "results_dir"]

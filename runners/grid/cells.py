@@ -31,6 +31,7 @@ from results import records
 from results.errors import UserError
 
 from ..config import RunConf, register_configs, resolve_schedule
+from ..overrides import hydra_error, resolved
 from ..schedules import BUDGET_FREE
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -176,10 +177,10 @@ def compose_many(override_lists: list[list[str]], with_hydra: bool = False) -> l
     out = []
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for overrides in override_lists:
-            try:
-                out.append(compose("grid", overrides=list(overrides), return_hydra_config=with_hydra))
+            try:  # interpolations resolved once: `epochs=${nope}` fails here, not in a job
+                out.append(resolved(compose("grid", overrides=list(overrides), return_hydra_config=with_hydra)))
             except (HydraException, OmegaConfBaseException) as exc:
-                raise UserError(f"{' '.join(overrides)}: {exc}".splitlines()[0]) from None
+                raise UserError(f"{' '.join(overrides)}: {hydra_error(exc)}") from None
     GlobalHydra.instance().clear()
     return out
 

@@ -27,6 +27,7 @@ from results.targets import seed_epochs_to_target
 from ..budget import search_budget
 from ..config import run_path
 from .cells import GridConf, cell_name, cell_path, is_budget_free, run_config, searches_budget
+from .watchdog import watch_parent
 from .wsd import Trunk, branch_epoch, branches
 
 
@@ -35,8 +36,16 @@ def read_status(path: Path) -> dict | None:
     "corrupt", never cached — `execute` then says what is wrong and the cell fails."""
     try:
         return records.read_run(path)[0]
-    except records.CorruptRecord:
+    except (records.CorruptRecord, OSError, UnicodeDecodeError):  # also a non-UTF-8 file, a directory
         return {"status": "corrupt"}
+
+
+def rows_in(path: Path) -> int:
+    """Whole metrics rows of the run at `path`, 0 when there are none to trust (execute says why)."""
+    try:
+        return len(records.read_metrics(path / records.METRICS_FILE))
+    except (records.CorruptRecord, OSError, UnicodeDecodeError):
+        return 0
 
 
 def error_line(exc: Exception) -> str:
@@ -74,14 +83,14 @@ class ProbeRunner:
                 self.trunk = self.trunk or Trunk(self.cfg)
                 if self.trunk.seed(cfg, budget):
                     entry.update(action="branched", branched_at=branch_epoch(self.cfg, budget))
-            metrics = path / records.METRICS_FILE
-            done_before = len(records.read_metrics(metrics))
+            # Rows without a status are moved aside by execute (RunFiles.is_orphaned): none carried over.
+            done_before = rows_in(path) if read_status(path) is not None else 0
             try:
                 status = execute(cfg)
             finally:  # also a failed run: its status says why
                 failed = read_status(path) or {}
                 entry.update(status=failed.get("status", "failed"), epochs_done=failed.get("epochs_done"),
-                             epochs_trained=len(records.read_metrics(metrics)) - done_before)
+                             epochs_trained=max(rows_in(path) - done_before, 0))
         entry.update(status=status["status"], epochs_done=status.get("epochs_done"),
                      hit=status["status"] == "completed" and bool(status.get("target_met_at_end")),
                      status_dict=status)
@@ -187,6 +196,7 @@ def run_cell_job(job_cfg: DictConfig) -> dict:
     cfg = load_cell(job_cfg)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
     clock, runner, error, epochs, tuning = time.perf_counter(), ProbeRunner(cfg), None, None, None
+    watch_parent()  # a joblib worker ends with the grid that launched it
     pin_worker(cfg)
     try:
         if is_tuned(cfg):  # the cell group's study first (shared by its seeds), then at its best values
