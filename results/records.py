@@ -28,10 +28,16 @@ FINAL_STATUSES = ("completed", "diverged", "pruned")
 # Keys that change where or how a run reports, never what it computes: excluded from the run id.
 OUTPUT_ONLY_KEYS = ("results_dir", "progress", "force", "suite", "keep_checkpoint", "threads", "hydra",
                     "tuning_trial", "halt_after", "keep_epoch_checkpoints")
+# Keys added after runs were recorded, which change what a run computes when set: hashed only when not
+# null, so a run that leaves them unset keeps the id it had before they existed.
+HASHED_WHEN_SET = ("limit_batches",)
 # What a finished run's status must say for the grid, the tuner and the report to count it
 # (runners/run.py train_run writes them all).
 FINISHED_KEYS = ("run_id", "task", "optimizer", "schedule", "seed", "epochs", "max_epochs", "budget_free",
                  "target", "epochs_done", "epochs_to_target", "target_met_at_end")
+# A rehearsal's records (runners/grid/rehearsal.py) live under `<suite>-rehearsal`, never pooled with a
+# real suite's: they trained on fabricated data.
+REHEARSAL_SUFFIX = "-rehearsal"
 EPOCH_CHECKPOINTS_DIR = "checkpoints"  # checkpoints/epoch_<e>.pt, with RunConf.keep_epoch_checkpoints
 
 METRICS_FILE = "metrics.jsonl"
@@ -73,7 +79,8 @@ def name_problem(kind: str, value: object) -> str | None:
 
 def run_id(config: Mapping[str, Any], exclude: tuple[str, ...] = OUTPUT_ONLY_KEYS) -> str:
     """Stable 12-hex-digit hash of a resolved config (a plain dict), ignoring output-only keys."""
-    kept = {k: v for k, v in config.items() if k not in exclude}
+    kept = {k: v for k, v in config.items()
+            if k not in exclude and not (k in HASHED_WHEN_SET and v is None)}
     canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -81,6 +88,11 @@ def run_id(config: Mapping[str, Any], exclude: tuple[str, ...] = OUTPUT_ONLY_KEY
 def epoch_checkpoint_path(path: Path, epoch: int) -> Path:
     """A run's checkpoint after `epoch`, kept when RunConf.keep_epoch_checkpoints (a WSD trunk's)."""
     return path / EPOCH_CHECKPOINTS_DIR / f"epoch_{epoch}.pt"
+
+
+def is_rehearsal(suite: str) -> bool:
+    """A rehearsal's suite, or its tuning trials' (`<suite>-rehearsal-tuning`: results/tuning.py)."""
+    return str(suite).removesuffix("-tuning").endswith(REHEARSAL_SUFFIX)
 
 
 def run_dir(results_dir: str | os.PathLike, suite: str, rid: str) -> Path:

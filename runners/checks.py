@@ -91,6 +91,8 @@ def run_problems(cfg: DictConfig) -> list[str]:
         found.append(f"epochs must be >= 1, got {cfg.epochs}")
     if cfg.accum_steps < 1:
         found.append(f"accum_steps must be >= 1, got {cfg.accum_steps}")
+    if cfg.get("limit_batches") is not None and cfg.limit_batches < 1:
+        found.append(f"limit_batches must be null or >= 1, got {cfg.limit_batches}")
     if cfg.precision not in ("fp32", "bf16"):
         found.append(f"precision must be fp32 or bf16, got {cfg.precision!r}")
     if cfg.clip_grad is not None and not (math.isfinite(cfg.clip_grad) and cfg.clip_grad >= 0):

@@ -168,6 +168,10 @@ class RunConf:
     # this epoch, the run left resumable ("halted"); and keep every epoch's checkpoint, to branch from.
     halt_after: Optional[int] = None
     keep_epoch_checkpoints: bool = False
+    # A rehearsal's cap (runners/grid/rehearsal.py): at most this many training batches an epoch, the
+    # schedule spanning the capped epoch; the run also counts one step's FLOPs (its profile). Part of the
+    # run id when set (records.HASHED_WHEN_SET); null: whole epochs.
+    limit_batches: Optional[int] = None
 
 
 def register_configs(task_schemas: Mapping[str, type]) -> None:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from .checkpoint import rng_state, set_rng_state
 from .config import RunConf
 from .optimizers import apply_weight_decay, build_optimizer, current_momentum, set_lr, set_momentum
+from .profile import Profile, capped
 from .schedules import build_schedule
 
 CHECK_EVERY = 50  # steps between loss finiteness checks: each one syncs the device
@@ -189,12 +190,16 @@ def recompute_batchnorm(task, model, batches) -> None:
         m.momentum = momentum
 
 
-def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=None) -> Outcome:
+def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=None,
+        profile: Profile | None = None) -> Outcome:
     """Train `task` as `run` says to the end of its budget (or its target, when allowed), recording every
     epoch. `lr` and `schedule_cfg` are the run's resolved ones (runners/run.py resolve_lr, runners/config.py
     resolve_schedule). `after_epoch(row)` is told each recorded row — on resume, the recorded ones first —
-    and returning True ends the run as "pruned" (a tuning trial's pruner: runners/tuning.py)."""
+    and returning True ends the run as "pruned" (a tuning trial's pruner: runners/tuning.py). `profile`
+    is given this process's timings (runners/profile.py). `run.limit_batches` caps every epoch's batches,
+    BatchNorm refreshes' too (a rehearsal), and then one step's FLOPs are counted."""
     device = select_device(run.device)
+    profile = profile or Profile(device)
     seed_everything(run.seed, run.deterministic)
     model = task.build_model().to(device)
     if run.channels_last:
@@ -224,8 +229,12 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
             schedule = build_schedule(schedule_cfg, stage.end - stage.start)
             hooks = [h for h in (task, optimizer) if hasattr(h, "on_epoch_end")]
             train_mode(model)  # the stage changed what is frozen
+        epoch_batches = lambda: capped(task.train_batches(epoch, epoch_generator(run.seed, epoch)),  # noqa: E731
+                                       run.limit_batches)
+        if run.limit_batches is not None and profile.flops_per_step is None:  # once, before the clock
+            profile.count(task, model, epoch_batches(), lambda: autocast(device, run.precision))
         started = time.perf_counter()
-        batches = task.train_batches(epoch, epoch_generator(run.seed, epoch))
+        batches = epoch_batches()
         at = lambda i: schedule(epoch - stage.start + i / len(batches))  # noqa: E731  (epochs into the stage)
         with tqdm(desc=f"epoch {epoch + 1}/{run.epochs}", disable=not show, leave=False,
                   file=sys.stderr) as bar:
@@ -234,8 +243,13 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
         step += steps
         if not math.isfinite(train_loss):
             return Outcome("diverged", epoch, f"non-finite training loss in epoch {epoch + 1}")
-        metrics = evaluate(task, forward, optimizer, device, run.precision,
-                           refresh_batches=lambda: task.train_batches(epoch, epoch_generator(run.seed, epoch)))
+        profile.sync()
+        evaluated = time.perf_counter()
+        profile.train_s, profile.steps = profile.train_s + evaluated - started, profile.steps + steps
+        metrics = evaluate(task, forward, optimizer, device, run.precision, refresh_batches=epoch_batches)
+        profile.sync()
+        profile.eval_s, profile.evaluations = profile.eval_s + time.perf_counter() - evaluated, \
+            profile.evaluations + 1
         wall += time.perf_counter() - started
         stop = run.stop_at_target and schedule.budget_free and target.is_met(metrics.get(target.metric))
         if stop or epoch + 1 == run.epochs:

@@ -21,6 +21,7 @@ from .config import (RunConf, configured_clip, configured_lr, resolve_schedule, 
                      typed_run, validate)
 from .engine import fit, select_device
 from .preflight import check_writable, nothing_left_if_refused
+from .profile import Profile
 from .run_files import RunFiles, now
 from .run_lock import RunLock
 from .schedules import BUDGET_FREE
@@ -155,11 +156,28 @@ def prepare(cfg: DictConfig, files: RunFiles, replace: bool):
     problems = model_problems(task, run, (configured_lr(cfg) or (1.0, ""))[0])
     if problems:
         raise UserError(problems[0])
+    check_data_kind(cfg.suite, fabricated_needs(run))
     lr, lr_origin = resolve_lr(cfg)  # after the checks: the LR range test trains
     if replace:
         why = "force=true" if cfg.force else f"records without a {records.STATUS_FILE} (a damaged run)"
         print(f"{why}: moved the earlier run to {files.move_aside()}", file=sys.stderr)
     return task, run, device, lr, lr_origin
+
+
+def fabricated_needs(run: RunConf) -> list[str]:
+    """The data the run reads that `python -m suites.data fake` fabricated (a marker file beside it)."""
+    from suites.base import fabricated_at
+
+    return [str(need.path) for need in run.task.data_needs() if fabricated_at(need.path)]
+
+
+def check_data_kind(suite: str, fabricated: list[str]) -> None:
+    """Fabricated data trains only a rehearsal (records.is_rehearsal), so no real suite's records can
+    hold a run that measured nothing."""
+    if fabricated and not records.is_rehearsal(suite):
+        raise UserError(f"{fabricated[0]} is fabricated data (python -m suites.data fake): only a rehearsal "
+                        f"reads it (python -m runners.grid suite=NAME rehearsal=true); point the task at real "
+                        f"data (make data)")
 
 
 def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: dict | None,
@@ -180,22 +198,26 @@ def train_run(cfg: DictConfig, files: RunFiles, schedule_cfg: dict, previous: di
               "lr": {"value": lr, "origin": lr_origin}, "weight_decay": run.optimizer.weight_decay,
               "clip_grad": dict(zip(("value", "origin"), configured_clip(cfg))),
               "split": cfg.task.get("split", "test"), "trial": cfg.tuning_trial, "target": target.as_dict(),
-              "environment": environment(device), "started": (previous or {}).get("started", now())}
+              "environment": environment(device), "fabricated_data": bool(fabricated_needs(run)),
+              "started": (previous or {}).get("started", now())}
     if previous and "branched_from" in previous:  # a WSD branch seeded from its trunk (runners/grid/wsd.py)
         status["branched_from"] = previous["branched_from"]
     files.write_status({**status, "status": "running"})
     files.hold_ballast()
+    profile = Profile(device)
+    measured = lambda: {"profile": {**profile.as_dict(files.checkpoint_path, cfg.task.get("batch_size")),  # noqa: E731
+                                    "device_name": status["environment"]["device_name"]}}
     try:
-        outcome = fit(task, run, lr, schedule_cfg, files, after_epoch)
+        outcome = fit(task, run, lr, schedule_cfg, files, after_epoch, profile)
     except Exception as exc:
         oom = isinstance(exc, torch.OutOfMemoryError)
         error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         files.write_final_status({**status, "status": "failed", "ended": now(), "epochs_done": len(files.rows),
                             "error": f"{'out of memory: ' if oom else ''}{error}",
-                            **summarise(files.rows, target)})
+                            **summarise(files.rows, target), **measured()})
         raise
     status = {**status, "status": outcome.status, "ended": now(), "message": outcome.message,
-              "epochs_done": len(files.rows), **summarise(files.rows, target)}
+              "epochs_done": len(files.rows), **summarise(files.rows, target), **measured()}
     if cfg.tuning_trial is not None:  # results/tuning.py: the one definition of a trial's score
         status.update(study=f"{cfg.task.name}/{cfg.optimizer.name}/{schedule_cfg['name']}",
                       score=trial_score(status, files.rows))

@@ -8,7 +8,7 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager, Dict, List, Protocol, Sized, runtime_checkable
+from typing import Any, ClassVar, ContextManager, Dict, List, Protocol, Sized, runtime_checkable
 
 import torch
 from omegaconf import MISSING
@@ -27,6 +27,22 @@ DATA_ENV = "ONECYCLE_DATA"  # a shared data directory for every task
 def data_root(configured: str | None) -> Path:
     """`task.data_dir` when set, else $ONECYCLE_DATA, else ./data."""
     return Path(configured or os.environ.get(DATA_ENV) or "data").expanduser()
+
+
+# A rehearsal's data (`python -m suites.data fake`) carries this file in its root and in each item's
+# directory, so whatever reads it can tell, from the path alone, that it is no measurement.
+FABRICATED_MARKER = "FABRICATED.txt"
+
+
+def fabricated_at(path) -> Path | None:
+    """The marker covering `path`: in `path` itself (a directory) or in any of its ancestors, as given
+    or once symlinks are resolved (a link to fabricated data is fabricated data); else None."""
+    given = Path(path).expanduser().absolute()
+    for start in dict.fromkeys([given, given.resolve()]):
+        for directory in ([start] if start.is_dir() else []) + list(start.parents):
+            if (directory / FABRICATED_MARKER).is_file():
+                return directory / FABRICATED_MARKER
+    return None
 
 
 @dataclass(frozen=True)
@@ -103,10 +119,18 @@ class TaskConf:
     # training set and evaluate on it only, metrics named val_* (suites/splits.py; tuning trials).
     split: str = "test"
     stages: List[StageConf] = field(default_factory=list)  # empty: one stage, nothing frozen
+    # The real dataset's size per epoch, {"train": N, "eval": M, "unit": "image" | "token"}, with its
+    # source where it is set; {}: generated or bundled data. A ClassVar, not a field: no run id changes.
+    published_items: ClassVar[dict] = {}
 
     def data_needs(self) -> list[DataNeed]:
         """What this task reads from disk that `make data` fetches (none: generated or bundled data)."""
         return []
+
+    def fabricated(self, root: Path) -> dict:
+        """The overrides (keys of this task node) that point this task at the fabricated data
+        `python -m suites.data fake` writes under `root` (none: generated or bundled data)."""
+        return {}
 
     def problems(self) -> list[str]:
         """The values this task cannot run with, one message each, keys relative to the task node

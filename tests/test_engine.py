@@ -13,7 +13,7 @@ from conftest import ROOT, TINY, compose_cfg, execute_at, run_cli
 from results import records
 from results.errors import UserError
 
-VOLATILE_STATUS = {"started", "ended", "environment"}
+VOLATILE_STATUS = {"started", "ended", "environment", "profile"}  # profile: timings, memory
 
 
 def run(results, *overrides):

@@ -16,7 +16,7 @@ from conftest import ROOT, TINY, compose_cfg, execute_at
 from results import records
 from results.errors import DatasetMissing, UserError
 
-VOLATILE = {"started", "ended", "environment"}
+VOLATILE = {"started", "ended", "environment", "profile"}  # profile: timings, memory
 
 
 def run(results, *overrides):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import ClassVar, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -119,6 +119,8 @@ class Cifar10WRNConf(TaskConf):
     widen: int = 6
     start_width: int = 16
     drop: float = 0.0
+    # Krizhevsky 2009, as torchvision's CIFAR10 reads it (cifar.py): 50,000 training, 10,000 test images.
+    published_items: ClassVar[dict] = {"train": 50_000, "eval": 10_000, "unit": "image"}
 
     def problems(self) -> list[str]:
         return (super().problems() + optional_at_least(self, 1, "subset")
@@ -130,6 +132,9 @@ class Cifar10WRNConf(TaskConf):
 
     def data_needs(self) -> list[DataNeed]:
         return [DataNeed("cifar10", data_root(self.data_dir) / CIFAR_FOLDER, self.verify_md5)]
+
+    def fabricated(self, root: Path) -> dict:
+        return {"data_dir": str(root), "verify_md5": False}  # fabricated batches cannot match the MD5s
 
 
 class Cifar10WRN(ResidentCropFlipTask):
@@ -177,6 +182,8 @@ class CarsResNet50Conf(TaskConf):
     head_hidden: int = 512
     head_dropout: List[float] = field(default_factory=lambda: [0.25, 0.5])
     head_bn_init: str = "ones"  # the head's BatchNorm1d scales: ones | uniform U(0,1) (PyTorch 0.4, the blog's)
+    # Krause et al. 2013 (suites/data/items.py StanfordCars.published): 8,144 training, 8,041 test images.
+    published_items: ClassVar[dict] = {"train": 8_144, "eval": 8_041, "unit": "image"}
 
     def problems(self) -> list[str]:
         found = (super().problems() + optional_at_least(self, 1, "subset") + one_of(self, "layout", LAYOUTS)
@@ -195,6 +202,12 @@ class CarsResNet50Conf(TaskConf):
             path = self.weights_path or hub_weights_path(self.arch, self.weights)
             needs.append(DataNeed(f"weights:{self.arch}/{self.weights}", Path(path).expanduser()))
         return needs
+
+    def fabricated(self, root: Path) -> dict:
+        """The weights under torchvision's own file name; the decoded cache beside the data, apart from
+        the real one (its key is the files' names and sizes, not their content)."""
+        return {"data_dir": str(root), "cache_dir": str(root / "cache"),
+                "weights_path": str(root / "weights" / hub_weights_path(self.arch, self.weights).name)}
 
 
 class CarsResNet50(ViewClassification):

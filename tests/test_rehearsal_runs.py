@@ -1,0 +1,71 @@
+"""A rehearsal's run side: the batch cap, the profile every run records, fabricated data kept out of real
+suites (runners/profile.py, runners/run.py), and the grid's rehearsed cells (runners/grid/rehearsal.py)."""
+import json
+
+import pytest
+
+from conftest import TINY, compose_cfg, execute_at
+from results import records
+from results.errors import UserError
+from suites.data.__main__ import main as data_main
+
+CIFAR_TINY = ["task=cifar10_wrn22", "task.widen=1", "task.blocks_per_group=1", "task.batch_size=16",
+              "task.eval_batch_size=64", "epochs=1", "progress=false"]
+
+
+def run(results, *overrides):
+    return execute_at(compose_cfg([*TINY, f"results_dir={results}", *overrides]))
+
+
+def rows_without_times(path):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in records.read_metrics(path / "metrics.jsonl")]
+
+
+def test_limit_batches_caps_every_epoch_and_the_run_profiles_itself(results):
+    path = run(results, "epochs=2", "limit_batches=2")
+    assert [r["step"] for r in records.read_metrics(path / "metrics.jsonl")] == [2, 4]
+    status = json.loads((path / "status.json").read_text())
+    profile = status["profile"]
+    assert profile["train_steps"] == 4 and profile["evaluations"] == 2 and profile["batch_size"] == 64
+    assert profile["items_per_step"] == 64 and profile["flops_per_step"] > 0
+    assert profile["train_step_s"] > 0 and profile["eval_s"] > 0 and profile["peak_host_bytes"] > 2 ** 20
+    assert profile["checkpoint_bytes"] > 0 and profile["peak_device_bytes"] is None  # CPU
+    assert status["fabricated_data"] is False
+
+
+def test_an_uncapped_run_counts_no_flops_and_keeps_its_old_run_id(results):
+    path = run(results, "epochs=1")
+    assert json.loads((path / "status.json").read_text())["profile"]["flops_per_step"] is None
+    config = {"seed": 0, "task": {"name": "t"}}
+    assert records.run_id({**config, "limit_batches": None}) == records.run_id(config)
+    assert records.run_id({**config, "limit_batches": 2}) != records.run_id(config)
+
+
+def test_the_flop_count_leaves_training_as_it_was(results):
+    """A cap above the epoch's batch count trains every batch: only the count differs, and it must not
+    change a single recorded number (it runs in eval mode with every RNG restored)."""
+    plain = run(results, "epochs=2", "deterministic=true")
+    counted = run(results, "epochs=2", "deterministic=true", "limit_batches=100000")
+    assert plain != counted  # another run id: the cap is part of it
+    assert json.loads((counted / "status.json").read_text())["profile"]["flops_per_step"] > 0
+    assert rows_without_times(counted) == rows_without_times(plain)
+
+
+@pytest.fixture(scope="module")
+def fabricated_cifar(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fabricated") / "data"
+    assert data_main(["fake", "tasks=cifar10_wrn22", f"data_root={root}"]) == 0
+    return root
+
+
+def test_fabricated_data_trains_only_a_rehearsal(results, fabricated_cifar, capsys):
+    data = [f"task.data_dir={fabricated_cifar}", "task.verify_md5=false"]
+    with pytest.raises(UserError, match="fabricated data .* only a rehearsal reads it"):
+        execute_at(compose_cfg([*CIFAR_TINY, f"results_dir={results}", *data]))
+    assert not (results / "runs" / "adhoc").exists() or not any((results / "runs" / "adhoc").iterdir())
+    cfg = compose_cfg([*CIFAR_TINY, f"results_dir={results}", *data])
+    cfg.suite = "x-rehearsal"  # as the grid's rehearsal names it (a `suite=` override picks a conf/suite)
+    path = execute_at(cfg)
+    status = json.loads((path / "status.json").read_text())
+    assert status["status"] == "completed" and status["fabricated_data"] is True
+    assert path.parent == results / "runs" / "x-rehearsal"
