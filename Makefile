@@ -16,7 +16,7 @@ UV_VERSION := 0.13.10
 UV := $(VENV)/.uv-$(UV_VERSION)/bin/uv
 NORM := tr 'A-Z_.' 'a-z--' | sort
 
-.PHONY: help install lock data test run reproduce report bench gpu-check clean
+.PHONY: help install lock data test run reproduce rehearse report bench gpu-check clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -66,6 +66,18 @@ reproduce: $(STAMP) ## Run a suite then build its report (SUITE=blog on CUDA, mi
 	$(BIN)/python -m runners.grid suite=$$suite results_dir=$(RESULTS) $$launcher $(ARGS); status=$$?; \
 	[ $$status -eq 2 ] && exit 2; \
 	$(BIN)/python -m report suite=$$suite results_dir=$(RESULTS) || exit $$?; \
+	exit $$status
+
+# A GPU night on this machine: fabricated data in the real formats (never under ./data), then every cell of
+# the suite at full model size, a few batches each, as <suite>-rehearsal, then its marked page.
+REHEARSAL_DATA ?= $(RESULTS)/rehearsal/data
+rehearse: $(STAMP) ## Every cell of a suite at full model size on fabricated data, a few batches each (SUITE=blog)
+	@suite="$(or $(SUITE),blog)"; \
+	$(BIN)/python -m suites.data fake suite=$$suite data_root=$(REHEARSAL_DATA) || exit $$?; \
+	$(BIN)/python -m runners.grid suite=$$suite rehearsal=true grid.rehearsal.data_root=$(REHEARSAL_DATA) \
+	  results_dir=$(RESULTS) $(ARGS); status=$$?; \
+	[ $$status -eq 2 ] && exit 2; \
+	$(BIN)/python -m report suite=$$suite-rehearsal results_dir=$(RESULTS) || exit $$?; \
 	exit $$status
 
 report: $(STAMP) ## Build the HTML report of a suite from its records (SUITE=mini)

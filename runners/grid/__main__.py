@@ -5,7 +5,9 @@ then runs them as ONE Hydra multirun — one job per cell, all tasks and recipe 
 joblib workers or a SLURM array never wait at a per-task barrier — and prints a summary with the
 failures; the exit status is 1 when a cell failed. It builds no report: `make reproduce` runs the grid
 and then `python -m report`. Without `suite=` it runs `blog` on a CUDA machine and `mini` otherwise,
-and says which. `plan=true` walks every cell's search dry (runs done, to resume, to do, epochs left).
+and says which. `plan=true` walks every cell's search dry (runs done, to resume, to do, epochs left). `rehearsal=true`
+runs every cell at full model size on fabricated data, a few batches each, as `<suite>-rehearsal`
+(runners/grid/rehearsal.py).
 """
 from __future__ import annotations
 
@@ -29,28 +31,37 @@ from .data import ensure_data, plan_lines, suite_needs
 from .plan import format_plan, planned_lr
 from .preflight import check_storage
 from .progress import start_progress
+from .rehearsal import grid_overrides, rehearse_cells, write_info
 from .summary import summarise
 
-USAGE = "usage: python -m runners.grid [suite=mini|nightly|blog|modern|modern_mini] [plan=true] [hydra/launcher=...] [key=value ...]"
+USAGE = ("usage: python -m runners.grid [suite=mini|nightly|blog|modern|modern_mini] [plan=true] "
+         "[rehearsal=true] [hydra/launcher=...] [key=value ...]")
 
 
-def parse_args(args: list[str]) -> tuple[str | None, bool, list[str]]:
-    suite, plan, rest = None, False, []
+def parse_args(args: list[str]) -> tuple[str | None, dict[str, bool], list[str]]:
+    """(suite, the flags plan and rehearsal, the overrides)."""
+    suite, flags, rest = None, {"plan": False, "rehearsal": False}, []
     for arg in args:
         key, _, value = arg.partition("=")
         if arg in ("-h", "--help"):
             raise UserError(USAGE)
         if key == "suite":
             suite = value
-        elif key == "plan":
+        elif key in flags:
             if value.lower() not in ("true", "false"):
-                raise UserError(f"plan must be true or false, got {value!r}")
-            plan = value.lower() == "true"
+                raise UserError(f"{key} must be true or false, got {value!r}")
+            flags[key] = value.lower() == "true"
         elif arg.startswith("-"):
             raise UserError(f"unknown option {arg!r}; overrides are key=value ({USAGE})")
         else:
             rest.append(arg)
-    return suite, plan, rest
+    return suite, flags, rest
+
+
+def rehearsal_arguments(suite: str, args: list[str]) -> list[str]:
+    """`args` plus what a rehearsal sets in the grid's own settings (the jobs are launched with them)."""
+    args = [*args, "grid.rehearsal.enabled=true"]
+    return [*args, *grid_overrides(compose_many([[f"suite={suite}", *split_args(args, set())[1]]])[0])]
 
 
 def default_suite() -> tuple[str, str]:
@@ -135,41 +146,51 @@ def launch(suite: str, cells_dir: Path, count: int, launcher_args: list[str]) ->
 
 
 def run(args: list[str]) -> int:
-    suite, plan, rest = parse_args(args)
+    suite, flags, rest = parse_args(args)
     check_overrides(rest)  # before any is parsed or composed: one line for a malformed one
     if suite is None:
         suite, why = default_suite()
         print(f"suite={suite}: {why} (choose with suite=NAME)")
     check_suite(suite)
+    if flags["rehearsal"]:
+        rest = rehearsal_arguments(suite, rest)
     extra = parallel_arguments(suite, rest)
     overrides, absent = cell_overrides(suite, [*rest, *extra])
     if absent:
         print(f"note: tasks not present here, skipped: {', '.join(absent)}")
     if not overrides:
         raise UserError(f"suite {suite!r} has no task present here (looked for conf/task/<name>.yaml)")
-    cells = compose_many(overrides)
+    declared = cells = compose_many(overrides)
+    runs_suite = suite  # where the records go: a rehearsal's are `<suite>-rehearsal`
+    if flags["rehearsal"]:
+        cells, runs_suite = rehearse_cells(declared, suite)
     check_cells(cells)
     check_storage(cells)
     results_dir = cells[0].results_dir
     tasks = list(dict.fromkeys(c.task.name for c in cells))
-    print(f"suite {suite}: {len(cells)} cells in one multirun over {len(tasks)} task(s): {', '.join(tasks)}")
-    if plan:
-        print("\n".join(format_plan(cells) + plan_lines(survey(suite_needs(cells)), suite)))
+    print(f"suite {runs_suite}: {len(cells)} cells in one multirun over {len(tasks)} task(s): {', '.join(tasks)}")
+    if flags["plan"]:
+        print("\n".join(format_plan(cells) + plan_lines(survey(suite_needs(cells)), runs_suite)))
         return 0
     with nothing_left_if_refused(Path(results_dir)):  # the results_dir the probe made, if data is missing
         check_writable(results_dir)  # before data is fetched and any cell file written
-        ensure_data(cells, suite)
+        if not flags["rehearsal"]:  # a rehearsal's data was checked as fabricated (rehearse_cells)
+            ensure_data(cells, suite)
+    if flags["rehearsal"]:
+        write_info(declared, runs_suite)
     started, since = time.perf_counter(), time.time()
     launcher_args = [a for a in [*rest, *extra] if a.split("=", 1)[0].lstrip("+~").startswith(("hydra", "grid."))
                      or a.split("=", 1)[0] == "results_dir"]
-    cells_dir = write_cells(cells, results_dir, suite)
+    if runs_suite != suite:  # Hydra's own files beside the rehearsal's, not the suite's
+        launcher_args.append(f"hydra.sweep.dir={Path(results_dir).resolve() / 'grids' / runs_suite / 'hydra'}")
+    cells_dir = write_cells(cells, results_dir, runs_suite)
     launch(suite, cells_dir, len(cells), [*launcher_args, *start_progress(cells, cells_dir)])
     lines, failures = summarise(cells, since)
-    print(f"\nsummary of suite {suite} ({time.perf_counter() - started:.0f} s):")
+    print(f"\nsummary of suite {runs_suite} ({time.perf_counter() - started:.0f} s):")
     print("\n".join(lines))
     if failures:
         print("failures:\n" + "\n".join(failures))
-    print(f"records: {results_dir}/runs/{suite}/ (runs), {results_dir}/grids/{suite}/cells/ (searches)")
+    print(f"records: {results_dir}/runs/{runs_suite}/ (runs), {results_dir}/grids/{runs_suite}/cells/ (searches)")
     return 1 if failures else 0
 
 

@@ -33,6 +33,7 @@ from results.errors import UserError
 from ..config import RunConf, register_configs, resolve_schedule
 from ..overrides import hydra_error, resolved
 from ..schedules import BUDGET_FREE
+from .rehearsal import RehearsalSettings
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 RECIPE_FIXED = ("optimizer", "schedule")  # a recipe overlay picks these itself
@@ -113,6 +114,7 @@ class GridSettings:
     # This launch's progress (runners/grid/progress.py): its plan and a file per ended cell.
     progress_dir: Optional[str] = None
     tuning: TuningSettings = field(default_factory=TuningSettings)
+    rehearsal: RehearsalSettings = field(default_factory=RehearsalSettings)  # rehearsal=true: grid/rehearsal.py
 
     def problems(self) -> list[str]:
         """Values the search or the plan cannot use (messages name the key, `grid.` included)."""
@@ -129,7 +131,7 @@ class GridSettings:
             found.append(f"grid.n_workers must be null or >= 1, got {self.n_workers}")
         if self.cell is not None and self.cell < 0:
             found.append(f"grid.cell must be null or >= 0, got {self.cell}")
-        return found + self.pair_problems() + self.tuning.problems()
+        return found + self.pair_problems() + self.tuning.problems() + self.rehearsal.problems()
 
     def swept(self, key: str) -> list[str]:
         """The values of `key` in the suite's sweep and its per-task sweeps."""
