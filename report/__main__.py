@@ -1,7 +1,7 @@
 """CLI of the report (key=value arguments, no Hydra):
 
     python -m report suite=NAME [results_dir=results] [out_dir=DIR] [screenshot=false|true|auto]
-    python -m report check suite=NAME baseline=PATH [results_dir=results]
+    python -m report check suite=NAME baseline=PATH [results_dir=results]   (a rehearsal: no baseline)
     python -m report baseline suite=NAME out=PATH [results_dir=results]
     python -m report export tensorboard suite=NAME [results_dir=results] [out_dir=DIR]
 
@@ -9,8 +9,10 @@
 `<results_dir>/tensorboard/<suite>/` (report/export.py; needs the optional extra `.[tensorboard]`).
 
 `check` exits 1 when a cell's epochs-to-target worsens beyond the baseline's tolerance or a verdict
-drops (report/gate.py), 0 otherwise. Bad arguments, a results dir that does not exist, a suite with
-no run and an output that cannot be written exit 2 with one `error: ...` line (no traceback).
+drops (report/gate.py), 0 otherwise; on a rehearsal suite (report/rehearsal.py) it compares nothing and
+exits 1 when a cell did not run. `baseline` refuses a rehearsal suite, or one holding a run that read
+fabricated data. Bad arguments, a results dir that does not exist, a suite with no run and an output that
+cannot be written exit 2 with one `error: ...` line (no traceback).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from results.records import iter_run_dirs, name_problem, write_text_atomic
 from . import build, not_writable
 
 COMMANDS = {"build": ({"suite"}, {"results_dir", "out_dir", "screenshot"}),
-            "check": ({"suite", "baseline"}, {"results_dir"}),
+            "check": ({"suite"}, {"baseline", "results_dir"}),  # baseline: required unless a rehearsal
             "baseline": ({"suite", "out"}, {"results_dir"}),
             "export tensorboard": ({"suite"}, {"results_dir", "out_dir"})}
 FORMATS = [c.split()[1] for c in COMMANDS if c.startswith("export ")]
@@ -116,27 +118,38 @@ def run_check(args: dict) -> int:
     from .analysis import analyse
     from .gate import check, load_baseline
     from .load import load_suite
+    from .rehearsal import read_plan
 
-    try:
-        baseline = load_baseline(Path(args["baseline"]))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"baseline={args['baseline']!r}: {exc}") from None
+    # Before the records (slow): a rehearsal reads no baseline, any other suite needs a readable one.
+    _, rehearsal = read_plan(args.get("results_dir", "results"), args["suite"], [])
+    baseline, notes = {}, []
+    if rehearsal and "baseline" in args:
+        notes.append(f"baseline={args['baseline']} not read: a rehearsal is never compared with a baseline")
+    elif not rehearsal:
+        if "baseline" not in args:
+            raise UsageError("check: missing baseline=... (only a rehearsal suite is checked without one)")
+        try:
+            baseline = load_baseline(Path(args["baseline"]))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"baseline={args['baseline']!r}: {exc}") from None
     result = check(analyse(load_suite(args["suite"], records_dir(args))), baseline)
-    for note in result.notes:
+    for note in [*notes, *result.notes]:
         print(f"note: {note}")
     for failure in result.failures:
-        print(f"REGRESSION: {failure}")
-    print(f"gate: {'passed' if result.ok else 'FAILED'} ({result.checked} baseline entries, "
-          f"{len(result.failures)} regression(s))")
+        print(f"{'FAILED' if rehearsal else 'REGRESSION'}: {failure}")
+    print(f"gate: {'passed' if result.ok else 'FAILED'} ({result.checked} {result.checked_what}, "
+          f"{len(result.failures)} {'failure' if rehearsal else 'regression'}(s))")
     return 0 if result.ok else 1
 
 
 def run_baseline(args: dict) -> int:
     from .analysis import analyse
-    from .gate import snapshot
+    from .gate import refuse_as_baseline, snapshot
     from .load import load_suite
 
-    doc = snapshot(analyse(load_suite(args["suite"], records_dir(args))))
+    records = load_suite(args["suite"], records_dir(args))
+    refuse_as_baseline(records)  # a rehearsal's records, or fabricated data's, are never a baseline
+    doc = snapshot(analyse(records))
     out = Path(args["out"])
     try:
         write_text_atomic(out, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

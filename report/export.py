@@ -10,8 +10,9 @@ holding one event file:
   its epoch times that epoch's steps, rounded, moved on by one where two samples would share a step (an
   epoch with fewer optimizer steps than samples, e.g. under gradient accumulation), so strictly ordered;
 - `target/epochs_to_target` at that epoch, when the run reached its target;
-- an HParams session: task, optimizer, schedule, recipe, seed, lr, weight decay, epochs, ... and how the
-  run ended. The plugin takes its metric columns from the scalars above (the last value of each).
+- an HParams session: task, optimizer, schedule, recipe, seed, lr, weight decay, epochs, ..., whether it
+  read fabricated data (a rehearsal's: not a measurement) and how the run ended. The plugin takes its
+  metric columns from the scalars above (the last value of each).
 
 Wall times are the run's own (`started` + the row's `wall_s`), so TensorBoard's "relative" axis is
 training time, and the output depends on the records alone: an export repeated gives the same bytes.
@@ -145,7 +146,9 @@ def hparams(record: RunRecord) -> dict:
               "recipe": status.get("recipe") or "none", "trial": status.get("trial"),
               "seed": int(status["seed"]), "lr": lr.get("value"), "lr_origin": lr.get("origin"),
               "weight_decay": _weight_decay(record), "epochs": int(status["epochs"]),
-              "target_metric": target.get("metric"), "status": status["status"]}
+              "target_metric": target.get("metric"), "status": status["status"],
+              # A rehearsal's mark (report/rehearsal.py), filterable in the HParams table; absent in old records.
+              "fabricated_data": status["fabricated_data"] is True if "fabricated_data" in status else None}
     return {k: v if isinstance(v, (str, int, float)) else str(v) for k, v in values.items() if v is not None}
 
 

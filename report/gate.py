@@ -16,6 +16,13 @@ fails when its verdict drops on its scale (VERDICTS, TUNED_VERDICTS: worst to be
 reaches the figure, faster by less than claimed > reaches the figure, not faster > faster, misses the
 figure > not reproduced > not run).
 Improvements never fail; a baseline cell with an undefined median cannot regress on epochs.
+
+Rehearsals (report/rehearsal.py: fabricated data, not a measurement) are never compared with a baseline
+and never written as one. The gate on a rehearsal reads no baseline and fails only where a cell did not
+run: a run or tuning trial not counted (failed, incomplete, corrupt), a cell record that says the cell
+failed, a task of the rehearsal plan with no counted run. A real suite holding a run that read
+fabricated data cannot be written as a baseline either, and its gate fails on that run (the run is left
+out of every number, so the rest is compared as usual).
 """
 from __future__ import annotations
 
@@ -23,8 +30,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from results.errors import UserError
+from results.records import is_rehearsal
+
 from .analysis import Analysis
 from .claims import VERDICTS, claim_rows
+from .load import SuiteRecords
+from .rehearsal import failed_cells, planned_tasks
 from .tuned import TUNED_VERDICTS, tuned_rows
 
 FORMAT = 1
@@ -36,6 +48,7 @@ class GateResult:
     failures: list[str]
     checked: int
     notes: list[str]
+    checked_what: str = "baseline entries"
 
     @property
     def ok(self) -> bool:
@@ -55,10 +68,25 @@ def snapshot(analysis: Analysis, tolerance: dict | None = None) -> dict:
             "cells": dict(sorted(cells.items())), "verdicts": verdicts}
 
 
+def refuse_as_baseline(records: SuiteRecords) -> None:
+    """Raise (a one-line UserError) for records that must never become a baseline: a rehearsal's, or a
+    suite's holding a run that read fabricated data."""
+    if records.rehearsal:
+        raise UserError(f"suite {records.suite!r} is a rehearsal (fabricated data, not a measurement): its "
+                        f"records are never a baseline; write one from a suite run on real data")
+    if records.fabricated:
+        raise UserError(f"suite {records.suite!r} holds {len(records.fabricated)} run(s) that read fabricated "
+                        f"data (first: {records.fabricated[0]}): remove them and rerun on real data before "
+                        f"writing a baseline")
+
+
 def load_baseline(path: Path) -> dict:
     data = json.loads(Path(path).read_text())
     if data.get("format") != FORMAT:
         raise ValueError(f"{path}: baseline format {data.get('format')!r}, expected {FORMAT}")
+    if is_rehearsal(str(data.get("suite", ""))):  # written by hand: `baseline` refuses to write one
+        raise ValueError(f"{path}: a rehearsal's baseline (suite {data['suite']!r}): fabricated data, "
+                         f"never a baseline")
     return data
 
 
@@ -87,10 +115,30 @@ def _check_cell(key: str, base: dict, now: dict | None, tolerance: dict) -> str 
     return None
 
 
+def check_rehearsal(analysis: Analysis) -> GateResult:
+    """A rehearsal's gate: did every cell run? Never a comparison (its numbers measure nothing)."""
+    records = analysis.records
+    tuning = records.tuning.problems if records.tuning else []
+    failures = [f"{p.path.name}: {p.kind}: {p.detail}" for p in [*records.problems, *tuning]
+                if p.kind != "superseded"]  # an older trial its study moved past: not a cell that failed
+    failures += failed_cells(records.results_dir, records.suite)
+    ran = set(records.runs["task"])
+    failures += [f"task {task}: in the rehearsal plan, no counted run"
+                 for task in sorted(planned_tasks(records)) if task not in ran]
+    notes = ["rehearsal (fabricated data, not a measurement): compared with no baseline; checked only that "
+             "every cell ran"]
+    return GateResult(failures, records.total_dirs, notes, "run records")
+
+
 def check(analysis: Analysis, baseline: dict) -> GateResult:
+    if analysis.records.rehearsal:  # whatever baseline is given: a rehearsal is never compared
+        return check_rehearsal(analysis)
     tolerance = {**DEFAULT_TOLERANCE, **(baseline.get("tolerance") or {})}
     current = snapshot(analysis, tolerance)
     failures, notes = [], []
+    if fabricated := analysis.records.fabricated:  # left out of every number, but the suite measured less
+        failures.append(f"{len(fabricated)} run(s) read fabricated data, not a measurement (left out of every "
+                        f"number): {', '.join(p.name for p in fabricated)}")
     for key, base in sorted(baseline.get("cells", {}).items()):
         failure = _check_cell(key, base, current["cells"].get(key), tolerance)
         if failure:

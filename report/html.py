@@ -11,6 +11,7 @@ from .analysis import Analysis
 from .modern import PREFIX as MODERN_PREFIX
 from .modern import RULE as MODERN_RULE
 from .plots import Figure
+from .rehearsal import PROFILE_TABLE, banner, page_mark
 from .tables import Table
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -57,13 +58,15 @@ def render(analysis: Analysis, tables: list[Table], figures: list[Figure], built
     built = built or dt.datetime.now(dt.timezone.utc)
     by_name = {t.name: t for t in tables}
     modern = [t for t in tables if t.name.startswith(MODERN_PREFIX)]  # "Still the fastest?", its own section
+    mark = page_mark(analysis.records)  # the tables carry it already (report/rehearsal.py); title, banner
     return _env().get_template("index.html.j2").render(
         suite=analysis.records.suite, built=built.isoformat(timespec="seconds"),
+        mark=mark, banner=banner(analysis.records) if mark else "", profile=by_name.get(PROFILE_TABLE),
         env=environment_summary(analysis), counts=run_counts(analysis),
         claims=by_name["claims"], tuned=[by_name[n] for n in TUNING_TABLES],
         modern=modern, modern_rule=MODERN_RULE,
-        tables=[t for t in tables if t.name not in ("claims", "excluded_runs", "seeds", *TUNING_TABLES)
-                and t not in modern],
+        tables=[t for t in tables if t.name not in ("claims", "excluded_runs", "seeds", PROFILE_TABLE,
+                                                    *TUNING_TABLES) and t not in modern],
         seeds=by_name["seeds"], problems=by_name["excluded_runs"], tasks=analysis.tasks,
         targets=analysis.targets, max_epochs=analysis.max_epochs, figures=figures,
         has_runs=not analysis.records.runs.empty)

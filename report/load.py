@@ -28,7 +28,7 @@ class Problem:
     """A run directory the report could not count, and why."""
 
     path: Path
-    kind: str  # corrupt | incomplete | failed | inconsistent
+    kind: str  # corrupt | incomplete | failed | inconsistent | fabricated
     detail: str
 
 
@@ -43,6 +43,10 @@ class SuiteRecords:
     problems: list[Problem] = field(default_factory=list)
     total_dirs: int = 0
     tuning: TuningRecords | None = None  # the suite's tuning outcomes, trials and cell records
+    # A rehearsal (report/rehearsal.py): its runs count, but nothing on its page is a measurement.
+    rehearsal: bool = False
+    plan: dict | None = None  # grids/<suite>/rehearsal.json, as the rehearsal wrote it
+    fabricated: list[Path] = field(default_factory=list)  # run (and trial) dirs that read fabricated data
 
     def targets(self) -> dict[str, Target]:
         """The target of each task: its grid runs' (every one shares it), else its recipes' first."""
@@ -70,6 +74,8 @@ def _row(status: dict, path: Path) -> dict:
         "target_metric": target.metric, "target_value": target.value, "target_mode": target.mode,
         "final_metric": final.get(target.metric), "best_metric": best.get(target.metric),
         "lr": (status.get("lr") or {}).get("value"),
+        "fabricated_data": status.get("fabricated_data") is True,
+        "profile": status.get("profile") if isinstance(status.get("profile"), dict) else None,
         **{f"env_{k}": None if env.get(k) is None else str(env.get(k)) for k in ENV_KEYS},
         "started": status.get("started"), "ended": status.get("ended"),
     }
@@ -111,14 +117,18 @@ def _drop_inconsistent_targets(rows: list[dict], problems: list[Problem]) -> lis
 
 
 def load_suite(suite: str, results_dir: str | os.PathLike = "results") -> SuiteRecords:
-    from .tuning import load_tuning  # here: report.tuning builds on this module's Problem
+    from .rehearsal import fabricated_problem, read_plan  # here: both build on this module's Problem
+    from .tuning import load_tuning
 
-    rows, metrics, problems = [], {}, []
+    rows, metrics, problems, fabricated = [], {}, [], []
+    plan, rehearsal = read_plan(results_dir, suite, problems)
     dirs = iter_run_dirs(results_dir, suite)
     for path in dirs:
         try:
             record = load_run(path)
-            problem = _check(record.status, path)
+            if record.status.get("fabricated_data") is True:
+                fabricated.append(path)
+            problem = fabricated_problem(record.status, path, rehearsal) or _check(record.status, path)
             row = None if problem else _row(record.status, path)
         except CorruptRecord as exc:
             problem, row = Problem(path, "corrupt", str(exc)), None
@@ -132,9 +142,11 @@ def load_suite(suite: str, results_dir: str | os.PathLike = "results") -> SuiteR
     rows = _drop_inconsistent_targets(rows, problems)
     kept_ids = {r["run_id"] for r in rows}
     runs = pd.DataFrame(rows, columns=list(_row_columns()))
+    tuning = load_tuning(suite, results_dir, rehearsal)
+    fabricated += [p.path for p in tuning.problems if p.kind == "fabricated"]
     return SuiteRecords(suite, Path(results_dir), runs,
                         {k: v for k, v in metrics.items() if k in kept_ids}, problems, len(dirs),
-                        load_tuning(suite, results_dir))
+                        tuning, rehearsal, plan, fabricated)
 
 
 def _row_columns() -> list[str]:

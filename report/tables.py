@@ -22,6 +22,7 @@ class Table:
     frame: pd.DataFrame  # display strings; the index is the row label
     links: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)  # (row, col) -> [(text, href)]
     classes: dict[tuple[str, str], str] = field(default_factory=dict)  # (row, col) -> CSS class
+    mark: str = ""  # set on every table of a rehearsal's page (report/rehearsal.py): shown with the table
 
 
 def _label(o: str, s: str) -> str:
@@ -147,18 +148,21 @@ def problems_table(analysis: Analysis) -> Table:
     frame = pd.DataFrame({"kind": [p.kind for p in problems], "detail": [p.detail for p in problems]},
                          index=[p.path.name for p in problems])
     frame.index.name = "run"
-    return Table("excluded_runs", "Runs not counted", "Corrupt, incomplete, failed or inconsistent records: "
-                 "listed here, left out of every number above.", frame)
+    note = ("Corrupt, incomplete, failed or inconsistent records, and (outside a rehearsal) runs that read "
+            "fabricated data: listed here, left out of every number above.")
+    return Table("excluded_runs", "Runs not counted", note, frame)
 
 
 def all_tables(analysis: Analysis, out_dir: Path) -> list[Table]:
     from .modern import modern_tables  # here: these modules build on this one's Table
+    from .rehearsal import rehearsal_tables
     from .tuning_tables import tuning_tables
 
-    return [claims_table(analysis, out_dir), *tuning_tables(analysis, out_dir), *modern_tables(analysis),
-            recipes_table(analysis),
-            ett_table(analysis, out_dir), speedup_table(analysis), metric_table(analysis, "final"),
-            metric_table(analysis, "best"), probes_table(analysis), seeds_table(analysis), problems_table(analysis)]
+    tables = [claims_table(analysis, out_dir), *tuning_tables(analysis, out_dir), *modern_tables(analysis),
+              recipes_table(analysis),
+              ett_table(analysis, out_dir), speedup_table(analysis), metric_table(analysis, "final"),
+              metric_table(analysis, "best"), probes_table(analysis), seeds_table(analysis), problems_table(analysis)]
+    return rehearsal_tables(analysis, tables)  # a rehearsal's profile table, and every table's mark
 
 
 # Markdown line breaks and the characters that make markup; `&`, `<` and `>` become entities so that no
@@ -220,9 +224,12 @@ def exports(tables: list[Table]) -> dict[str, str]:
         frame = table.frame.map(csv_safe)
         frame.index = [csv_safe(v) for v in frame.index]
         frame.index.name = table.frame.index.name
+        if table.mark:  # a column, not a comment line: every row carries it, and CSV readers still parse
+            frame = frame.assign(rehearsal=table.mark)
         files[f"{table.name}.csv"] = frame.to_csv()
         # The note too: some carry record text (the tuning protocol's sampler and storage).
-        files[f"{table.name}.md"] = (f"### {md_escape(table.title)}\n\n{md_escape(table.note)}\n\n"
+        mark = f"**{md_escape(table.mark)}**\n\n" if table.mark else ""
+        files[f"{table.name}.md"] = (f"### {md_escape(table.title)}\n\n{mark}{md_escape(table.note)}\n\n"
                                      f"{to_markdown(table.frame)}")
     return files
 

@@ -106,13 +106,18 @@ def _trial(status: dict, path: Path) -> Trial | Problem:
                  int(status.get("epochs_done") or 0), str(status.get("split") or "unknown"))
 
 
-def load_trials(results_dir: str | os.PathLike, suite: str) -> tuple[list[Trial], list[Problem], int]:
-    """Every trial dir of the suite's tuning: (trials counted, problems, dirs seen)."""
+def load_trials(results_dir: str | os.PathLike, suite: str,
+                rehearsal: bool = False) -> tuple[list[Trial], list[Problem], int]:
+    """Every trial dir of the suite's tuning: (trials counted, problems, dirs seen). A trial that read
+    fabricated data counts only in a rehearsal (report/rehearsal.py)."""
+    from .rehearsal import fabricated_problem
+
     dirs = iter_run_dirs(results_dir, trial_suite(suite))
     trials, problems = [], []
     for path in dirs:
         try:
-            found = _trial(load_run(path).status, path)
+            status = load_run(path).status
+            found = fabricated_problem(status, path, rehearsal) or _trial(status, path)
         except CorruptRecord as exc:
             found = Problem(path, "corrupt", str(exc))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
@@ -172,9 +177,9 @@ def vouched(outcomes: dict[CellKey, dict], trials: list[Trial], problems: list[P
     return kept, counted
 
 
-def load_tuning(suite: str, results_dir: str | os.PathLike = "results") -> TuningRecords:
+def load_tuning(suite: str, results_dir: str | os.PathLike = "results", rehearsal: bool = False) -> TuningRecords:
     grid_dir = Path(results_dir) / "grids" / suite
-    trials, problems, dirs = load_trials(results_dir, suite)
+    trials, problems, dirs = load_trials(results_dir, suite, rehearsal)
     outcomes, trials = vouched(load_outcomes(grid_dir, problems), trials, problems, grid_dir)
     cells = [rec for _, rec in _json_files(grid_dir / "cells", problems) if not rec.get("recipe")]
     return TuningRecords(outcomes, trials, cells, problems, dirs)
