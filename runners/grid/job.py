@@ -179,8 +179,14 @@ def describe(record: dict) -> str:
             f"trained {record['runs_trained']}/{len(record['probes'])} | {record['wall_s']:.0f}s")
 
 
+# What the launch tells a job in its `grid` section; the rest of the section is the cell's own, as composed
+# before launch (a recipe cell's budget_search=false among it).
+LAUNCH_KEYS = ("cell", "cells_dir", "progress_dir", "n_workers", "worker_devices")
+
+
 def load_cell(job_cfg: DictConfig) -> DictConfig:
-    """The job's cell, as the grid composed it before launching (typed again by its schemas)."""
+    """The job's cell, as the grid composed it before launching (typed again by its schemas), with the
+    launch's own keys from the job's config."""
     from suites import TASK_SCHEMAS
 
     cell = OmegaConf.load(Path(job_cfg.grid.cells_dir) / f"{int(job_cfg.grid.cell)}.yaml")
@@ -188,7 +194,8 @@ def load_cell(job_cfg: DictConfig) -> DictConfig:
     task_schema = TASK_SCHEMAS.get(str(cell.task.name))
     if task_schema is not None:
         schema.task = OmegaConf.structured(task_schema)
-    return OmegaConf.merge(schema, cell, {"grid": OmegaConf.to_container(job_cfg.grid)})
+    launch = {key: OmegaConf.to_container(job_cfg.grid)[key] for key in LAUNCH_KEYS}
+    return OmegaConf.merge(schema, cell, {"grid": launch})
 
 
 def run_cell_job(job_cfg: DictConfig) -> dict:
