@@ -71,11 +71,13 @@ reproduce: $(STAMP) ## Run a suite then build its report (SUITE=blog on CUDA, mi
 # A GPU night on this machine: fabricated data in the real formats (never under ./data), then every cell of
 # the suite at full model size, a few batches each, as <suite>-rehearsal, then its marked page.
 REHEARSAL_DATA ?= $(RESULTS)/rehearsal/data
+# One joblib worker per GPU, or per CPU core without one, unless ARGS picks a launcher.
 rehearse: $(STAMP) ## Every cell of a suite at full model size on fabricated data, a few batches each (SUITE=blog)
 	@suite="$(or $(SUITE),blog)"; \
+	launcher="hydra/launcher=local_parallel"; case "$(ARGS)" in *hydra/launcher=*) launcher="";; esac; \
 	$(BIN)/python -m suites.data fake suite=$$suite data_root=$(REHEARSAL_DATA) || exit $$?; \
 	$(BIN)/python -m runners.grid suite=$$suite rehearsal=true grid.rehearsal.data_root=$(REHEARSAL_DATA) \
-	  results_dir=$(RESULTS) $(ARGS); status=$$?; \
+	  results_dir=$(RESULTS) $$launcher $(ARGS); status=$$?; \
 	[ $$status -eq 2 ] && exit 2; \
 	$(BIN)/python -m report suite=$$suite-rehearsal results_dir=$(RESULTS) || exit $$?; \
 	exit $$status

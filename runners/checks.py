@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import warnings
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -273,8 +274,9 @@ def model_problems(task: Any, run: Any, lr: float) -> list[str]:
     from .engine import plan_stages, stage_optimizer  # the engine's own stage plan
     from .optimizers import build_optimizer
 
-    try:
-        with torch.device("meta"):
+    try:  # pretrained weights load into meta parameters as no-ops, each with a warning: not news here
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*to a meta parameter in the current model")
             model = task.build_model()
     except Exception:  # noqa: BLE001 — e.g. weights loaded with a real copy; fit builds it for real
         return []

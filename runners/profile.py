@@ -8,6 +8,7 @@ Measured in this process only: a resumed run's profile covers the epochs it trai
 from __future__ import annotations
 
 import itertools
+import math
 import resource
 import sys
 from contextlib import nullcontext
@@ -68,15 +69,45 @@ def batch_items(batch) -> int:
     return int(targets.numel())
 
 
+def recurrent_flops(input_shape, weight_shapes) -> int:
+    """A fused recurrent layer's matmul FLOPs: 2 per multiply-add of every 2-D weight (input-hidden,
+    hidden-hidden) at every step of every sequence. Elementwise gate work is left out, as everywhere."""
+    steps = input_shape[0] * (input_shape[1] if len(input_shape) == 3 else 1)  # (seq, batch, in) or packed
+    return 2 * steps * sum(math.prod(w) for w in weight_shapes if len(w) == 2)
+
+
+def _fused_rnn(input_shape, *weights, out_shape=None, **kwargs) -> int:  # mkldnn: weights as arguments 1-4
+    return recurrent_flops(input_shape, [w for w in weights[:4] if isinstance(w, (list, tuple))])
+
+
+def _fused_rnn_backward(input_shape, *weights, out_shape=None, **kwargs) -> int:  # data and weight grads
+    return 2 * _fused_rnn(input_shape, *weights)
+
+
+def _cudnn_rnn(input_shape, weights, *args, out_shape=None, **kwargs) -> int:  # cuDNN: a list of weights
+    return recurrent_flops(input_shape, weights)
+
+
+def _cudnn_rnn_backward(input_shape, weights, *args, out_shape=None, **kwargs) -> int:
+    return 2 * recurrent_flops(input_shape, weights)
+
+
+# Fused LSTM/GRU kernels, which torch's FlopCounterMode does not know (it counts only the ops in its
+# registry: an nn.LSTM would add nothing). CPU: oneDNN's layer; CUDA: cuDNN's.
+RECURRENT_FORMULAS = {torch.ops.aten.mkldnn_rnn_layer: _fused_rnn,
+                      torch.ops.aten.mkldnn_rnn_layer_backward: _fused_rnn_backward,
+                      torch.ops.aten._cudnn_rnn: _cudnn_rnn, torch.ops.aten._cudnn_rnn_backward: _cudnn_rnn_backward}
+
+
 def step_flops(task, model: torch.nn.Module, batch, autocast_context=nullcontext) -> float:
     """FLOPs of one forward and backward on `batch` (torch's FlopCounterMode: matmuls, convolutions,
-    attention), taken in eval mode — no dropout draws, no BatchNorm statistics — with every RNG restored
+    attention, and fused recurrent layers by RECURRENT_FORMULAS), taken in eval mode — no dropout draws, no BatchNorm statistics — with every RNG restored
     and the gradients dropped, so the run trains as it would have without the count."""
     from torch.utils.flop_counter import FlopCounterMode
 
     saved, was_training = rng_state(), model.training
     model.eval()
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=RECURRENT_FORMULAS)
     try:
         with counter, autocast_context():
             task.loss(model, batch).backward()

@@ -71,6 +71,9 @@ def stratified_holdout(labels, fraction: float = VALIDATION_FRACTION,
         members = np.flatnonzero(labels == c)
         held.append(members[rng.permutation(len(members))[:quota]])
     held = np.sort(np.concatenate(held))
+    if not held.size:  # every class has one example, which it keeps: nothing to validate on
+        raise ValueError(f"cannot hold out a stratified part of {len(labels)} examples: no class has a "
+                         f"second example")
     return np.setdiff1d(np.arange(len(labels)), held), held
 
 

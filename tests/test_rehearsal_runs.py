@@ -1,6 +1,7 @@
 """A rehearsal's run side: the batch cap, the profile every run records, fabricated data kept out of real
 suites (runners/profile.py, runners/run.py), and the grid's rehearsed cells (runners/grid/rehearsal.py)."""
 import json
+import warnings
 
 import pytest
 
@@ -69,3 +70,42 @@ def test_fabricated_data_trains_only_a_rehearsal(results, fabricated_cifar, caps
     status = json.loads((path / "status.json").read_text())
     assert status["status"] == "completed" and status["fabricated_data"] is True
     assert path.parent == results / "runs" / "x-rehearsal"
+
+
+def test_the_pre_run_model_check_loads_pretrained_weights_without_a_warning_each(tmp_path):
+    """Found by the rehearsal: checking a Cars run's optimizer over its model on the meta device loaded the
+    ResNet-50 weights into meta parameters, one UserWarning per tensor (161 a run) in every grid log."""
+    from omegaconf import OmegaConf
+
+    from runners.checks import model_problems
+    from runners.config import typed_run
+    from runners.run import make_task
+
+    root = tmp_path / "data"
+    assert data_main(["fake", "tasks=cars_resnet50", f"data_root={root}"]) == 0
+    base = ["task=cars_resnet50", f"results_dir={tmp_path}", "epochs=2", "task.batch_size=4"]
+    overrides = OmegaConf.to_object(compose_cfg(base).task).fabricated(root)
+    cfg = compose_cfg([*base, *(f"task.{k}={v}" for k, v in overrides.items())])
+    task = make_task(cfg, "cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert model_problems(task, typed_run(cfg), 0.01) == []
+    assert not [w for w in caught if "meta parameter" in str(w.message)]
+
+
+def test_the_flop_count_includes_fused_recurrent_layers():
+    """Found by the rehearsal's AWD-LSTM profile (80 MFLOP a token, the decoder's alone): torch's
+    FlopCounterMode counts no fused LSTM kernel (oneDNN's on CPU, cuDNN's on CUDA), so the prediction left
+    out the network. Now forward 2 x steps x (W_ih + W_hh), the backward twice that."""
+    import torch
+
+    from runners.profile import step_flops
+
+    class Summed:
+        def loss(self, model, batch):
+            return model(batch)[0].sum()
+
+    seq, batch, inputs, hidden = 7, 3, 40, 115
+    lstm = torch.nn.LSTM(inputs, hidden)
+    expected = 3 * 2 * seq * batch * 4 * hidden * (inputs + hidden)
+    assert step_flops(Summed(), lstm, torch.randn(seq, batch, inputs)) == expected

@@ -58,6 +58,15 @@ def test_stratified_rule_takes_a_tenth_of_every_class():
     assert not np.array_equal(stratified_holdout(labels, seed=1)[1], held)
 
 
+def test_a_stratified_split_with_one_example_per_class_is_refused_in_words():
+    """Found by the rehearsal: one fabricated Cars image per class gave an empty held-out part, and the
+    task's label check then failed on it with a reduction error."""
+    with pytest.raises(ValueError, match="no class has a second example"):
+        stratified_holdout(np.arange(20))
+    train, held = stratified_holdout(np.repeat(np.arange(20), 2))
+    assert len(held) == 4 and len(train) == 36
+
+
 def test_on_validation_maps_test_metrics_to_val():
     for metric, expected in [("test_acc", "val_acc"), ("test_acc_tta", "val_acc_tta"), ("val_ppl", "val_ppl")]:
         target = Target(metric, 0.94, "max")

@@ -7,9 +7,10 @@ builds its page, marked as no measurement. As PyTorch Lightning's `fast_dev_run`
 
 What a rehearsal changes in each cell, and nothing else:
   suite        `<suite>-rehearsal` (records.is_rehearsal): its own runs, studies and page, never pooled
-  task         the task's `fabricated(root)` overrides (where the fabricated files are); batch sizes
-               capped at `batch_size` (the model keeps its size: what a step costs per item is measured,
-               report/rehearsal.py scales it to the full batch and epoch)
+  task         the task's `fabricated(root)` overrides (where the fabricated files are); the training
+               batch capped at `batch_size` (the model keeps its size: what a step costs per item is
+               measured, report/rehearsal.py scales it to the full batch and epoch). Evaluation keeps
+               its own batch sizes: the fabricated held-out sets are small, and bigger batches are faster
   epochs       the task's budget, a recipe's and every tuning budget capped at `epochs`
   limit_batches  `batches` training batches an epoch (RunConf.limit_batches; the run counts one step's
                FLOPs too: runners/profile.py)
@@ -29,7 +30,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from results import records
 from results.errors import UserError
 
-BATCH_KEYS = ("batch_size", "eval_batch_size")  # a task's training and per-epoch evaluation batches
 INFO_FILE = "rehearsal.json"  # what the report needs to predict full-size epoch times
 
 
@@ -41,7 +41,7 @@ class RehearsalSettings:
     data_root: Optional[str] = None  # null: <results_dir>/rehearsal/data (suites.data fake's default)
     epochs: int = 2  # every budget capped at this (2: a staged task's two stages, a resume between epochs)
     batches: int = 2  # training batches an epoch
-    batch_size: int = 8  # training and evaluation batch sizes capped at this
+    batch_size: int = 4  # the training batch capped at this
     trials: int = 2  # tuning trials a study
 
     def problems(self) -> list[str]:
@@ -60,21 +60,23 @@ def rehearse(cfg: DictConfig, settings: RehearsalSettings, root: Path) -> DictCo
     with open_dict(out):
         out.suite = f"{cfg.suite}{records.REHEARSAL_SUFFIX}"
         out.task = OmegaConf.merge(out.task, task.fabricated(root))
-        for key in BATCH_KEYS:
-            if key in out.task:
-                out.task[key] = min(int(out.task[key]), settings.batch_size)
+        if "batch_size" in out.task:
+            out.task.batch_size = min(int(out.task.batch_size), settings.batch_size)
         out.task.epochs = min(int(out.task.epochs), settings.epochs)
         out.epochs = min(int(out.epochs), settings.epochs)
         out.limit_batches = settings.batches
         if out.optimizer.name == "ntasgd":
             out.optimizer.kwargs.nonmono = 1
+        # The plan's GPU epoch times say nothing of a capped epoch here: the launch's ETA measures its own
+        # (the jobs never read this: rehearsal.json keeps the suite's for the report).
+        out.grid.epoch_seconds = {}
     return out
 
 
 def grid_overrides(base: DictConfig) -> list[str]:
-    """The grid's own settings a rehearsal caps, as overrides: every job composes its `grid` section
-    afresh (runners/grid/job.py load_cell), so they go on the command line the jobs are launched with.
-    `base`: the suite's config with the user's overrides and `grid.rehearsal.enabled=true`."""
+    """The grid's own settings a rehearsal caps, as overrides every cell is composed with (so its plan
+    and its progress count them too). `base`: the suite's config with the user's overrides and
+    `grid.rehearsal.enabled=true`."""
     settings: RehearsalSettings = OmegaConf.to_object(base.grid.rehearsal)
     tuning = base.grid.tuning
     return ([f"grid.tuning.trials={min(int(tuning.trials), settings.trials)}", "grid.tuning.min_resource=1"]

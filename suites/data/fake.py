@@ -30,10 +30,15 @@ from .disk import BUILD, build_beside, check_writable, current_umask, remove_lef
 MARKER_TEXT = ("fabricated by python -m suites.data fake for a rehearsal; random content in the real format; "
                "never a measurement\n")
 SEED = 20180702
-CIFAR_PER_BATCH, CIFAR_TEST = 64, 64  # 5 training batches of 64, one test batch of 64
-CARS_TRAIN, CARS_TEST, CARS_CLASSES = 196, 48, 196  # one training image per class
+# Held-out sets small: a rehearsal evaluates every epoch of every run at full model size.
+CIFAR_PER_BATCH, CIFAR_TEST = 64, 32  # 5 training batches of 64, one test batch of 32
+# Two training images per class: the validation split (suites/splits.py) holds one out of some classes.
+CARS_TRAIN, CARS_TEST, CARS_CLASSES = 392, 24, 196
 WIKI_VOCABULARY = 33_278  # Merity et al. 2016, Table 1 (items.py WikiText2.published), <eos> and <unk> in
-WIKI_HELD_OUT = 3_000  # tokens of wiki.valid.tokens and of wiki.test.tokens, about
+# Words drawn for wiki.valid.tokens and wiki.test.tokens (lines add <eos> and headings): validation above
+# 2,001 tokens, so the blog's batch-1 evaluation (windows of blog_eval_bptt=2000, the tail dropped)
+# scores one whole window; test less (a split shorter than a window is scored as one window).
+WIKI_HELD_OUT = {"valid": 1_980, "test": 500}
 # Frequent words, punctuation and WikiText's escapes: the rest of the vocabulary is made-up words, each
 # used once, so the training split stays ~50k tokens (one word of the vocabulary per token, mostly).
 WIKI_COMMON = ('the , . of and in to a was @-@ " \'s that for on is as with by he it at from his an were '
@@ -225,7 +230,7 @@ def wikitext2(out: Path) -> None:
     stream = [str(w) for w in rng.permutation(stream)]
     splits = {"train": wiki_lines(stream, rng)}
     for split in ("valid", "test"):
-        splits[split] = wiki_lines([str(w) for w in rng.choice(stream, WIKI_HELD_OUT)], rng)
+        splits[split] = wiki_lines([str(w) for w in rng.choice(stream, WIKI_HELD_OUT[split])], rng)
     for split, lines in splits.items():
         (out / f"wiki.{split}.tokens").write_text("".join(f"{line}\n" for line in lines), "utf-8")
     from suites.text.data import corpus_counts, read_wikitext_dir
