@@ -208,7 +208,20 @@ def profile_row(profiles: list[dict], runs: int, spec: dict) -> tuple[dict[str, 
         f"predicted epoch on {GPU_NAME}": _prediction_text(prediction, spec),
         "plan assumes": _seconds(assumed),
         "plan / predicted": check,
+        "plan's epochs, device hours (assumed; predicted)": plan_hours(_number(spec.get("planned_epochs")),
+                                                                      assumed, prediction),
     }, css
+
+
+def plan_hours(epochs: float | None, assumed: float | None, prediction: list[tuple[str, float]]) -> str:
+    """The plan's epochs of the task (plan=true's walk of the full-size suite) priced at the epoch time
+    the plan assumes and at the predicted one: the plan's GPU-hours checked against the model."""
+    if not epochs:
+        return "—"
+    hours = lambda seconds: f"{epochs * seconds / 3600:,.1f} h"  # noqa: E731
+    at_assumed = hours(assumed) if assumed is not None else "—"
+    at_predicted = " – ".join(hours(s) for _, s in prediction) or "—"
+    return f"{epochs:,.0f}: {at_assumed}; {at_predicted}"
 
 
 def planned_tasks(records: SuiteRecords) -> dict[str, dict]:
@@ -246,7 +259,9 @@ def _note() -> str:
         "measurement. An fp32 task gives a range, TF32 (fast end) to FP32 (slow end); bf16 one figure. Data "
         "loading and host overhead are not in it. Plan assumes: the epoch time the grid's plan=true assumes; "
         "plan / predicted flags a plan outside the predicted range (optimistic: shorter than the fast end; "
-        "pessimistic: longer than the slow end).")
+        "pessimistic: longer than the slow end). The plan's epochs: what plan=true prices for the full-size "
+        "suite (its searches and seeds under grid.assumed_fraction, and its pending studies' trials), in "
+        "device hours at the assumed and at the predicted epoch times.")
 
 
 def failed_cells(results_dir: str | os.PathLike, suite: str) -> list[str]:

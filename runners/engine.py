@@ -197,7 +197,7 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
     resolve_schedule). `after_epoch(row)` is told each recorded row — on resume, the recorded ones first —
     and returning True ends the run as "pruned" (a tuning trial's pruner: runners/tuning.py). `profile`
     is given this process's timings (runners/profile.py). `run.limit_batches` caps every epoch's batches,
-    BatchNorm refreshes' too (a rehearsal), and then one step's FLOPs are counted."""
+    BatchNorm refreshes' too (a rehearsal), and then one step's FLOPs are counted in each stage."""
     device = select_device(run.device)
     profile = profile or Profile(device)
     seed_everything(run.seed, run.deterministic)
@@ -231,8 +231,10 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
             train_mode(model)  # the stage changed what is frozen
         epoch_batches = lambda: capped(task.train_batches(epoch, epoch_generator(run.seed, epoch)),  # noqa: E731
                                        run.limit_batches)
-        if run.limit_batches is not None and profile.flops_per_step is None:  # once, before the clock
-            profile.count(task, model, epoch_batches(), lambda: autocast(device, run.precision))
+        index = plan.index(stage)
+        if run.limit_batches is not None and index not in profile.stage_flops:  # a stage's first epoch here
+            weight = run.task.stages[index].frac if run.task.stages else 1.0  # its share of a full run
+            profile.count(task, model, epoch_batches(), lambda: autocast(device, run.precision), index, weight)
         started = time.perf_counter()
         batches = epoch_batches()
         at = lambda i: schedule(epoch - stage.start + i / len(batches))  # noqa: E731  (epochs into the stage)

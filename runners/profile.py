@@ -125,8 +125,8 @@ class Profile:
         self.device = device
         self.train_s = self.eval_s = 0.0
         self.steps = self.evaluations = 0
-        self.flops_per_step: float | None = None
-        self.items_per_step: int | None = None
+        # stage index -> (FLOPs of a training step, its items, the stage's share of a full run's epochs)
+        self.stage_flops: dict[int, tuple[float, int, float]] = {}
         reset_host_peak()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -136,11 +136,19 @@ class Profile:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def count(self, task, model, batches: Sized, autocast_context) -> None:
-        """The FLOPs of a training step on the epoch's first batch."""
+    def count(self, task, model, batches: Sized, autocast_context, stage: int = 0, weight: float = 1.0) -> None:
+        """The FLOPs of a training step on the epoch's first batch, in training stage `stage`, which takes
+        `weight` of a full run's epochs (a frozen body's stage costs less than fine-tuning it all)."""
         batch = next(iter(batches))
-        self.flops_per_step = step_flops(task, model, batch, autocast_context)
-        self.items_per_step = batch_items(batch)
+        self.stage_flops[stage] = (step_flops(task, model, batch, autocast_context), batch_items(batch), weight)
+
+    def flops_per_step(self) -> tuple[float | None, int | None]:
+        """(FLOPs of a training step averaged over the counted stages by their shares, its items)."""
+        if not self.stage_flops:
+            return None, None
+        counted = self.stage_flops.values()
+        total = sum(w for _, _, w in counted)
+        return sum(f * w for f, _, w in counted) / total, next(iter(counted))[1]
 
     def as_dict(self, checkpoint: Path, batch_size: int | None) -> dict:
         cuda = self.device.type == "cuda"
@@ -151,4 +159,5 @@ class Profile:
                 "peak_host_bytes": host_peak_bytes(),
                 "peak_device_bytes": torch.cuda.max_memory_allocated(self.device) if cuda else None,
                 "checkpoint_bytes": checkpoint.stat().st_size if checkpoint.is_file() else None,
-                "flops_per_step": self.flops_per_step, "items_per_step": self.items_per_step}
+                **dict(zip(("flops_per_step", "items_per_step"), self.flops_per_step())),
+                "flops_by_stage": [flops for _, (flops, _, _) in sorted(self.stage_flops.items())] or None}

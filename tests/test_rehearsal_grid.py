@@ -85,7 +85,11 @@ def test_nightly_rehearsal_killed_mid_run_resumes_trains_nothing_twice_and_repor
     actions = {r["run_id"]: r["action"] for cell in cells for r in cell["probes"]}
     assert all(actions[name] == "cached" for name in finished if name in actions)
     assert {actions[name] for name in interrupted if name in actions} <= {"resumed"}
-    assert json.loads((results / "grids" / "nightly-rehearsal" / "rehearsal.json").read_text())["caps"]
+    info = json.loads((results / "grids" / "nightly-rehearsal" / "rehearsal.json").read_text())
+    spec = info["tasks"]["cifar10_wrn22"]
+    assert info["caps"]["epochs"] == 2 and (spec["full_batch_size"], spec["batch_size"]) == (128, 4)
+    # The full-size suite's plan (its 30- and 200-epoch recipes, its search), not the rehearsal's 2 epochs.
+    assert spec["planned_epochs"] > 230 and spec["assumed_epoch_s"] == 8.0
     # Found by the rehearsal: a published recipe's cell ran a budget search (probes 1, 2, ...) instead of
     # one run at its own budget — the job's grid section, composed afresh, overrode the cell's.
     recipe_cells = [cell for cell in cells if cell["recipe"]]

@@ -14,7 +14,7 @@ from report.__main__ import main
 from report.analysis import analyse
 from report.gate import check, load_baseline, snapshot
 from report.load import load_suite
-from report.rehearsal import MARK, PROFILE_TABLE, predict_epoch_s
+from report.rehearsal import MARK, PROFILE_TABLE, plan_hours, predict_epoch_s
 from results.records import load_run
 from test_report_fixtures import fixture_id, write_run, write_suite, write_trial
 
@@ -101,6 +101,12 @@ def test_prediction_matches_a_hand_computation():
     # 2 GFLOP per image × (50,000 + 10,000 / 3 images) / (495 TFLOP/s × 0.4) = 0.53872 s.
     assert predict_epoch_s(2e9, 50000, 10000, 495) == pytest.approx(0.538720, rel=1e-5)
     assert predict_epoch_s(2e9, 50000, 10000, 67) == pytest.approx(3.980100, rel=1e-5)
+
+
+def test_the_plans_epochs_are_priced_at_the_assumed_and_the_predicted_epoch_time():
+    # 1,800 epochs at 8 s assumed = 4 h; at a predicted 2 s - 16 s: 1 h - 8 h.
+    assert plan_hours(1800, 8.0, [("TF32", 2.0), ("FP32", 16.0)]) == "1,800: 4.0 h; 1.0 h – 8.0 h"
+    assert plan_hours(None, 8.0, []) == "—" and plan_hours(10, None, []) == "10: —; —"
 
 
 def test_profile_table_takes_max_and_median_and_predicts(built):

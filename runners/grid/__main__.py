@@ -31,7 +31,7 @@ from .data import ensure_data, plan_lines, suite_needs
 from .plan import format_plan, planned_lr
 from .preflight import check_storage
 from .progress import start_progress
-from .rehearsal import grid_overrides, rehearse_cells, write_info
+from .rehearsal import rehearse_cells, write_info
 from .summary import summarise
 
 USAGE = ("usage: python -m runners.grid [suite=mini|nightly|blog|modern|modern_mini] [plan=true] "
@@ -56,12 +56,6 @@ def parse_args(args: list[str]) -> tuple[str | None, dict[str, bool], list[str]]
         else:
             rest.append(arg)
     return suite, flags, rest
-
-
-def rehearsal_arguments(suite: str, args: list[str]) -> list[str]:
-    """`args` plus what a rehearsal sets in the grid's own settings (the jobs are launched with them)."""
-    args = [*args, "grid.rehearsal.enabled=true"]
-    return [*args, *grid_overrides(compose_many([[f"suite={suite}", *split_args(args, set())[1]]])[0])]
 
 
 def default_suite() -> tuple[str, str]:
@@ -152,8 +146,6 @@ def run(args: list[str]) -> int:
         suite, why = default_suite()
         print(f"suite={suite}: {why} (choose with suite=NAME)")
     check_suite(suite)
-    if flags["rehearsal"]:
-        rest = rehearsal_arguments(suite, rest)
     extra = parallel_arguments(suite, rest)
     overrides, absent = cell_overrides(suite, [*rest, *extra])
     if absent:

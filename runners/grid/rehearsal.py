@@ -14,7 +14,7 @@ What a rehearsal changes in each cell, and nothing else:
   epochs       the task's budget, a recipe's and every tuning budget capped at `epochs`
   limit_batches  `batches` training batches an epoch (RunConf.limit_batches; the run counts one step's
                FLOPs too: runners/profile.py)
-  grid.tuning  `trials` trials a study, budgets capped at `epochs`, pruning from epoch 1
+  grid.tuning  `trials` trials a study, its budgets capped at `epochs`, pruning from epoch 1
   NT-ASGD      nonmono=1, so the switch to averaging can happen within the capped budget
 """
 from __future__ import annotations
@@ -37,7 +37,6 @@ INFO_FILE = "rehearsal.json"  # what the report needs to predict full-size epoch
 class RehearsalSettings:
     """grid.rehearsal: the caps of `rehearsal=true` (grid-only: never in a run's config as such)."""
 
-    enabled: bool = False
     data_root: Optional[str] = None  # null: <results_dir>/rehearsal/data (suites.data fake's default)
     epochs: int = 2  # every budget capped at this (2: a staged task's two stages, a resume between epochs)
     batches: int = 2  # training batches an epoch
@@ -67,21 +66,16 @@ def rehearse(cfg: DictConfig, settings: RehearsalSettings, root: Path) -> DictCo
         out.limit_batches = settings.batches
         if out.optimizer.name == "ntasgd":
             out.optimizer.kwargs.nonmono = 1
-        # The plan's GPU epoch times say nothing of a capped epoch here: the launch's ETA measures its own
-        # (the jobs never read this: rehearsal.json keeps the suite's for the report).
+        tuning = out.grid.tuning  # a job reads its cell's grid section (runners/grid/job.py load_cell)
+        tuning.trials = min(int(tuning.trials), settings.trials)
+        tuning.budget = {task: min(int(epochs), settings.epochs) for task, epochs in tuning.budget.items()}
+        tuning.min_resource = 1
+        # The plan's GPU epoch times say nothing of a capped epoch: the launch's ETA measures its own
+        # (rehearsal.json keeps the suite's, for the report).
         out.grid.epoch_seconds = {}
     return out
 
 
-def grid_overrides(base: DictConfig) -> list[str]:
-    """The grid's own settings a rehearsal caps, as overrides every cell is composed with (so its plan
-    and its progress count them too). `base`: the suite's config with the user's overrides and
-    `grid.rehearsal.enabled=true`."""
-    settings: RehearsalSettings = OmegaConf.to_object(base.grid.rehearsal)
-    tuning = base.grid.tuning
-    return ([f"grid.tuning.trials={min(int(tuning.trials), settings.trials)}", "grid.tuning.min_resource=1"]
-            + [f"grid.tuning.budget.{task}={min(int(epochs), settings.epochs)}"
-               for task, epochs in tuning.budget.items()])
 
 
 def rehearse_cells(cells: list[DictConfig], suite: str) -> tuple[list[DictConfig], str]:
@@ -108,6 +102,21 @@ def check_fabricated(cells: list[DictConfig], suite: str, root: Path) -> None:
                         f"`python -m suites.data fake suite={suite} data_root={root}` (make rehearse does)")
 
 
+def planned_epochs(cells: list[DictConfig]) -> dict[str, float]:
+    """Per task, the epochs `plan=true` prices for these (declared, full-size) cells: their searches and
+    seeds, plus each pending study's trials (pruned where the suite prunes), as runners/grid/plan.py
+    walks them — so the report can price the plan at the epoch times the rehearsal predicts."""
+    from .plan import plan_cell, studies, study_epochs
+
+    out: dict[str, float] = {}
+    for cfg in cells:
+        out[str(cfg.task.name)] = out.get(str(cfg.task.name), 0.0) + plan_cell(cfg)["cost"]
+    for index in studies(cells).values():
+        cfg = cells[index]
+        out[str(cfg.task.name)] += study_epochs(cfg)[1 if cfg.grid.tuning.pruning else 0]
+    return out
+
+
 def write_info(cells: list[DictConfig], rehearsal_suite: str) -> Path:
     """`grids/<suite>-rehearsal/rehearsal.json`, from the cells as the suite declares them: the caps, and
     per task what the report needs to scale a rehearsal's measured step to a full epoch — the full and
@@ -116,12 +125,13 @@ def write_info(cells: list[DictConfig], rehearsal_suite: str) -> Path:
     from suites import TASK_SCHEMAS
 
     settings: RehearsalSettings = OmegaConf.to_object(cells[0].grid.rehearsal)
-    tasks = {}
+    tasks, epochs = {}, planned_epochs(cells)
     for cfg in cells:
         name, full = str(cfg.task.name), cfg.task.get("batch_size")
         tasks.setdefault(name, {
             "full_batch_size": full, "batch_size": None if full is None else min(full, settings.batch_size),
             "precision": cfg.precision, "assumed_epoch_s": cfg.grid.epoch_seconds.get(name),
+            "planned_epochs": round(epochs.get(name, 0.0)),
             "published_items": dict(getattr(TASK_SCHEMAS.get(name), "published_items", None) or {})})
     info = {"format": 1, "suite": str(cells[0].suite), "rehearsal_suite": rehearsal_suite,
             "data_root": str(data_root(settings, cells[0].results_dir)),
