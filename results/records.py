@@ -90,9 +90,17 @@ def epoch_checkpoint_path(path: Path, epoch: int) -> Path:
     return path / EPOCH_CHECKPOINTS_DIR / f"epoch_{epoch}.pt"
 
 
+# The suites a suite's own runs beget: its tuning trials' (results/tuning.py trial_suite) and its WSD
+# trunks' (runners/grid/wsd.py TRUNK_SUITE).
+DERIVED_SUFFIXES = ("-tuning", "-trunks")
+
+
 def is_rehearsal(suite: str) -> bool:
-    """A rehearsal's suite, or its tuning trials' (`<suite>-rehearsal-tuning`: results/tuning.py)."""
-    return str(suite).removesuffix("-tuning").endswith(REHEARSAL_SUFFIX)
+    """A rehearsal's suite, or one its runs beget (`<suite>-rehearsal-tuning`, `...-trunks`)."""
+    base = str(suite)
+    for suffix in DERIVED_SUFFIXES:
+        base = base.removesuffix(suffix)
+    return base.endswith(REHEARSAL_SUFFIX)
 
 
 def run_dir(results_dir: str | os.PathLike, suite: str, rid: str) -> Path:

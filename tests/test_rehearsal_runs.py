@@ -122,3 +122,15 @@ def test_a_staged_run_counts_each_stage_and_weights_them_by_their_share(results)
     assert everything > 1.5 * head  # fine-tuning it all backpropagates through the body
     # digits_finetune's stages take 1 and 2 shares of a run's epochs
     assert profile["flops_per_step"] == pytest.approx((head + 2 * everything) / 3)
+
+
+def test_a_rehearsals_tuning_trials_and_wsd_trunks_are_rehearsals_too():
+    """Found by the rehearsal of suite=modern: every WSD cell failed, its trunk (suite <suite>-trunks)
+    refused as a real suite reading fabricated data."""
+    from results.tuning import trial_suite
+    from runners.grid.wsd import TRUNK_SUITE
+
+    for suite in ("modern-rehearsal", trial_suite("blog-rehearsal"), TRUNK_SUITE.format(suite="modern-rehearsal")):
+        assert records.is_rehearsal(suite), suite
+    for suite in ("modern", trial_suite("blog"), TRUNK_SUITE.format(suite="modern"), "rehearsal-tuning"):
+        assert not records.is_rehearsal(suite), suite
