@@ -16,7 +16,7 @@ UV_VERSION := 0.13.10
 UV := $(VENV)/.uv-$(UV_VERSION)/bin/uv
 NORM := tr 'A-Z_.' 'a-z--' | sort
 
-.PHONY: help install lock data test run reproduce rehearse report bench gpu-check clean
+.PHONY: help install lock data test test-full-size run reproduce rehearse report bench gpu-check clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -50,8 +50,11 @@ lock: ## Re-resolve requirements.lock after editing pyproject.toml (UPGRADE=1: m
 data: $(STAMP) ## Fetch and verify a suite's data (SUITE=blog: everything; or TASKS=a,b)
 	$(BIN)/python -m suites.data fetch $(if $(TASKS),tasks=$(TASKS),suite=$(or $(SUITE),blog))
 
-test: $(STAMP) ## Run the test suite (CPU, no network)
-	$(BIN)/python -m pytest -q -n 2 $(ARGS)
+test: $(STAMP) ## Run the test suite (CPU, no network; the full-size rehearsal tests apart)
+	$(BIN)/python -m pytest -q -n 2 -m "not full_size" $(ARGS)
+
+test-full-size: $(STAMP) ## The rehearsal tests at full model size (nightly killed and rerun; each blog claim)
+	$(BIN)/python -m pytest -q -n 2 -m full_size $(ARGS)
 
 run: $(STAMP) ## Train one experiment (default: digits_resnet, adamw + one_cycle); ARGS= for overrides
 	$(BIN)/python -m runners.train $(ARGS)
@@ -92,5 +95,5 @@ gpu-check: $(STAMP) ## Full-size synthetic-data throughput check on CUDA (< 8 mi
 	$(BIN)/python -m bench --gpu-check $(ARGS)
 
 clean: ## Remove the venv, caches and run data (keeps nothing under results/runs)
-	rm -rf $(VENV) .pytest_cache results/runs results/grids results/reports results/bench results/cache outputs multirun
+	rm -rf $(VENV) .pytest_cache results/runs results/grids results/reports results/bench results/cache results/rehearsal outputs multirun
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

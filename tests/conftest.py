@@ -37,6 +37,12 @@ def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 300, env: dict | N
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def pytest_configure(config):
+    # Registered here, not in pyproject.toml (whose change would reinstall the venv): `make test` leaves
+    # these out, `make test-full-size` (CI's second step) runs them.
+    config.addinivalue_line("markers", "full_size: a rehearsal at full model size (minutes; make test-full-size)")
+
+
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     return tmp_path / "results"

@@ -17,6 +17,8 @@ from conftest import ROOT
 from results import records
 from suites.data.__main__ import main as data_main
 
+pytestmark = pytest.mark.full_size  # minutes at full size: `make test-full-size`, CI's second step
+
 
 @pytest.fixture(scope="module")
 def fabricated(tmp_path_factory) -> Path:
