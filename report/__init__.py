@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 from results.errors import UserError
+from results.layout import Layout
+from results.records import write_text_atomic
 
 __all__ = ["ReportError", "build", "not_writable"]
 
@@ -45,14 +47,15 @@ def build(suite: str, results_dir: str = "results", out_dir: str | None = None) 
     """Write `<results_dir>/reports/<suite>/index.html` (or into `out_dir`) with every table as CSV and
     Markdown beside it; return the page's path. Corrupt or unfinished records are listed, not counted.
     Raises ReportError when the output directory is not writable."""
-    # Imported here so that `import report` stays cheap (no pandas / matplotlib until a build).
+    # Imported here, not on top, to keep pandas, matplotlib and jinja2 off paths that need none of them:
+    # every report module's import runs this file first, and the CLI's check and baseline draw nothing.
     from .analysis import analyse
     from .html import PAGE, render
     from .load import load_suite
     from .plots import all_figures
     from .tables import all_tables, exports
 
-    out = Path(out_dir) if out_dir else Path(results_dir) / "reports" / suite
+    out = Path(out_dir) if out_dir else Layout.at(results_dir).reports(suite)
     _writable_dir(out)
     analysis = analyse(load_suite(suite, results_dir))
     tables = all_tables(analysis, out)
@@ -64,8 +67,6 @@ def build(suite: str, results_dir: str = "results", out_dir: str | None = None) 
 
 
 def _write_all(out: Path, files: dict[str, str]) -> None:
-    from results.records import write_text_atomic
-
     for name, text in files.items():
         try:
             write_text_atomic(out / name, text)  # each file is whole: old or new, never a part

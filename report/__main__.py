@@ -21,9 +21,16 @@ import sys
 from pathlib import Path
 
 from results.errors import UserError
+from results.layout import Layout
 from results.records import iter_run_dirs, name_problem, write_text_atomic
 
 from . import build, not_writable
+from .analysis import analyse
+from .browser import check_page, find_chromium
+from .export import export_tensorboard, require_tensorboard
+from .gate import check, load_baseline, refuse_as_baseline, snapshot
+from .load import load_suite
+from .problems import read_plan
 
 COMMANDS = {"build": ({"suite"}, {"results_dir", "out_dir", "screenshot"}),
             "check": ({"suite"}, {"baseline", "results_dir"}),  # baseline: required unless a rehearsal
@@ -72,7 +79,7 @@ def records_dir(args: dict) -> str:
         state = "is not a directory" if results.exists() else "does not exist"
         raise UsageError(f"results dir {results} {state}; give results_dir=DIR, the directory the runs "
                          f"wrote their records to")
-    runs = results / "runs"
+    runs = Layout.at(results).runs(suite).parent
     try:
         found = iter_run_dirs(results, suite)
         known = sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
@@ -88,8 +95,6 @@ def records_dir(args: dict) -> str:
 
 def _screenshot(page: Path, mode: str) -> None:
     """Best effort unless asked for: a PNG of the page beside it, and the browser's console errors."""
-    from .browser import check_page, find_chromium
-
     if mode == "false" or (mode == "auto" and find_chromium() is None):
         return
     try:
@@ -115,11 +120,6 @@ def run_build(args: dict) -> int:
 
 
 def run_check(args: dict) -> int:
-    from .analysis import analyse
-    from .gate import check, load_baseline
-    from .load import load_suite
-    from .rehearsal import read_plan
-
     # Before the records (slow): a rehearsal reads no baseline, any other suite needs a readable one.
     _, rehearsal = read_plan(args.get("results_dir", "results"), args["suite"], [])
     baseline, notes = {}, []
@@ -143,10 +143,6 @@ def run_check(args: dict) -> int:
 
 
 def run_baseline(args: dict) -> int:
-    from .analysis import analyse
-    from .gate import refuse_as_baseline, snapshot
-    from .load import load_suite
-
     records = load_suite(args["suite"], records_dir(args))
     refuse_as_baseline(records)  # a rehearsal's records, or fabricated data's, are never a baseline
     doc = snapshot(analyse(records))
@@ -160,8 +156,6 @@ def run_baseline(args: dict) -> int:
 
 
 def run_export_tensorboard(args: dict) -> int:
-    from .export import export_tensorboard, require_tensorboard
-
     require_tensorboard()  # before the records: the missing extra is the first thing to fix
     done = export_tensorboard(args["suite"], records_dir(args), args.get("out_dir"))
     for path, reason in done.skipped:

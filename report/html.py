@@ -12,7 +12,7 @@ from .modern import PREFIX as MODERN_PREFIX
 from .modern import RULE as MODERN_RULE
 from .plots import Figure
 from .rehearsal import PROFILE_TABLE, banner, page_mark
-from .tables import Table
+from .table import Table
 
 TEMPLATES = Path(__file__).with_name("templates")
 PAGE = "index.html"

@@ -6,30 +6,20 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from results.records import CorruptRecord, iter_run_dirs, load_run
 from results.targets import Target
 
-if TYPE_CHECKING:
-    from .tuning import TuningRecords
+from .problems import Problem, fabricated_problem, read_plan
+from .tuning import TuningRecords, load_tuning
 
 COUNTED_STATUSES = ("completed", "diverged")  # a diverged run is a real outcome: a miss
 REQUIRED_KEYS = ("task", "optimizer", "schedule", "seed", "epochs", "max_epochs", "budget_free", "target")
 ENV_KEYS = ("device", "device_name", "torch", "cuda", "git_sha", "host")
-
-
-@dataclass
-class Problem:
-    """A run directory the report could not count, and why."""
-
-    path: Path
-    kind: str  # corrupt | incomplete | failed | inconsistent | fabricated
-    detail: str
 
 
 @dataclass
@@ -57,28 +47,62 @@ class SuiteRecords:
                 for row in first.itertuples()}
 
 
-def _row(status: dict, path: Path) -> dict:
-    target = Target.from_mapping(status["target"])
-    env = status.get("environment") or {}
-    final, best = status.get("final") or {}, status.get("best") or {}
-    return {
-        "run_id": str(status.get("run_id") or path.name), "path": str(path),
-        "task": str(status["task"]), "recipe": str(status.get("recipe") or ""),
-        "optimizer": str(status["optimizer"]),
-        "schedule": str(status["schedule"]), "schedule_kind": str(status.get("schedule_kind", "")),
-        "seed": int(status["seed"]), "epochs": int(status["epochs"]),
-        "max_epochs": int(status["max_epochs"]), "budget_free": bool(status["budget_free"]),
-        "status": status["status"], "epochs_done": int(status.get("epochs_done") or 0),
-        "epochs_to_target": status.get("epochs_to_target"),
-        "target_met_at_end": bool(status.get("target_met_at_end")),
-        "target_metric": target.metric, "target_value": target.value, "target_mode": target.mode,
-        "final_metric": final.get(target.metric), "best_metric": best.get(target.metric),
-        "lr": (status.get("lr") or {}).get("value"),
-        "fabricated_data": status.get("fabricated_data") is True,
-        "profile": status.get("profile") if isinstance(status.get("profile"), dict) else None,
-        **{f"env_{k}": None if env.get(k) is None else str(env.get(k)) for k in ENV_KEYS},
-        "started": status.get("started"), "ended": status.get("ended"),
-    }
+@dataclass(frozen=True)
+class RunRow:
+    """One counted run, as the report's tables read it: a column each (`runs` in SuiteRecords)."""
+
+    run_id: str
+    path: str
+    task: str
+    recipe: str  # "" for a grid cell's run
+    optimizer: str
+    schedule: str
+    schedule_kind: str
+    seed: int
+    epochs: int
+    max_epochs: int
+    budget_free: bool
+    status: str
+    epochs_done: int
+    epochs_to_target: int | None
+    target_met_at_end: bool
+    target_metric: str
+    target_value: float
+    target_mode: str
+    final_metric: float | None
+    best_metric: float | None
+    lr: float | None
+    fabricated_data: bool
+    profile: dict | None
+    env_device: str | None
+    env_device_name: str | None
+    env_torch: str | None
+    env_cuda: str | None
+    env_git_sha: str | None
+    env_host: str | None
+    started: str | None
+    ended: str | None
+
+    @classmethod
+    def of(cls, status: dict, path: Path) -> RunRow:
+        """From a run's status.json (a field of the wrong type raises KeyError, TypeError or ValueError)."""
+        target = Target.from_mapping(status["target"])
+        env = status.get("environment") or {}
+        final, best = status.get("final") or {}, status.get("best") or {}
+        return cls(
+            run_id=str(status.get("run_id") or path.name), path=str(path), task=str(status["task"]),
+            recipe=str(status.get("recipe") or ""), optimizer=str(status["optimizer"]),
+            schedule=str(status["schedule"]), schedule_kind=str(status.get("schedule_kind", "")),
+            seed=int(status["seed"]), epochs=int(status["epochs"]), max_epochs=int(status["max_epochs"]),
+            budget_free=bool(status["budget_free"]), status=status["status"],
+            epochs_done=int(status.get("epochs_done") or 0), epochs_to_target=status.get("epochs_to_target"),
+            target_met_at_end=bool(status.get("target_met_at_end")), target_metric=target.metric,
+            target_value=target.value, target_mode=target.mode, final_metric=final.get(target.metric),
+            best_metric=best.get(target.metric), lr=(status.get("lr") or {}).get("value"),
+            fabricated_data=status.get("fabricated_data") is True,
+            profile=status.get("profile") if isinstance(status.get("profile"), dict) else None,
+            **{f"env_{k}": None if env.get(k) is None else str(env.get(k)) for k in ENV_KEYS},
+            started=status.get("started"), ended=status.get("ended"))
 
 
 def _check(status: dict, path: Path) -> Problem | None:
@@ -117,9 +141,6 @@ def _drop_inconsistent_targets(rows: list[dict], problems: list[Problem]) -> lis
 
 
 def load_suite(suite: str, results_dir: str | os.PathLike = "results") -> SuiteRecords:
-    from .rehearsal import fabricated_problem, read_plan  # here: both build on this module's Problem
-    from .tuning import load_tuning
-
     rows, metrics, problems, fabricated = [], {}, [], []
     plan, rehearsal = read_plan(results_dir, suite, problems)
     dirs = iter_run_dirs(results_dir, suite)
@@ -129,7 +150,7 @@ def load_suite(suite: str, results_dir: str | os.PathLike = "results") -> SuiteR
             if record.status.get("fabricated_data") is True:
                 fabricated.append(path)
             problem = fabricated_problem(record.status, path, rehearsal) or _check(record.status, path)
-            row = None if problem else _row(record.status, path)
+            row = None if problem else asdict(RunRow.of(record.status, path))
         except CorruptRecord as exc:
             problem, row = Problem(path, "corrupt", str(exc)), None
         except (KeyError, TypeError, ValueError) as exc:  # a field of the wrong type or shape
@@ -141,15 +162,9 @@ def load_suite(suite: str, results_dir: str | os.PathLike = "results") -> SuiteR
         metrics[row["run_id"]] = record.metrics
     rows = _drop_inconsistent_targets(rows, problems)
     kept_ids = {r["run_id"] for r in rows}
-    runs = pd.DataFrame(rows, columns=list(_row_columns()))
+    runs = pd.DataFrame(rows, columns=[f.name for f in fields(RunRow)])
     tuning = load_tuning(suite, results_dir, rehearsal)
     fabricated += [p.path for p in tuning.problems if p.kind == "fabricated"]
     return SuiteRecords(suite, Path(results_dir), runs,
                         {k: v for k, v in metrics.items() if k in kept_ids}, problems, len(dirs),
                         tuning, rehearsal, plan, fabricated)
-
-
-def _row_columns() -> list[str]:
-    sample = {"task": "t", "optimizer": "o", "schedule": "s", "seed": 0, "epochs": 1, "max_epochs": 1,
-              "budget_free": True, "status": "completed", "target": {"metric": "m", "value": 0}}
-    return list(_row(sample, Path(".")).keys())

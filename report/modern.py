@@ -13,7 +13,7 @@ import pandas as pd
 from .analysis import CLAIM_CELL, Analysis, Cell
 from .ett import coverage_text, fmt_epochs, median_ci, pairs
 from .stats import ALPHA, fmt_rank_test, rank_test
-from .tables import Table
+from .table import Table
 from .tuned import speed_key
 
 # The blog's claim first, then the challengers (conf/suite/modern.yaml: grid.pairs).

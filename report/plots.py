@@ -5,21 +5,17 @@ import base64
 import io
 from dataclasses import dataclass
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # no display, ever: the report builds on headless machines
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .analysis import Analysis, Cell  # noqa: E402
-from .ett import coverage_text, median_ci  # noqa: E402
-from .sensitivity import sensitivity  # noqa: E402
+from .analysis import Analysis, Cell
+from .ett import coverage_text, median_ci
+from .pyplot import plt
+from .sensitivity import sensitivity
+from .tuning_plot import TITLE, has_tuning, tuning_scatter
 
 COLORS = {"sgd": "#1f77b4", "adam_l2": "#ff7f0e", "adamw": "#2ca02c", "amsgrad": "#d62728",
           "sf_adamw": "#9467bd", "lion": "#8c564b", "muon": "#e377c2"}
 STYLES = {"reference": "--", "one_cycle": "-", "one_cycle_phases": "-."}
-plt.rcParams.update({"svg.hashsalt": "onecycle-bench", "font.size": 9, "axes.grid": True,
-                     "grid.alpha": 0.3})
 
 
 @dataclass
@@ -162,8 +158,6 @@ def draw(analysis: Analysis, task: str, kind: str, title: str, make) -> Figure:
 
 def all_figures(analysis: Analysis) -> list[Figure]:
     """Every figure of every task, never failing the page; the tuning figure where the task was tuned."""
-    from .tuning_plot import TITLE, has_tuning, tuning_scatter  # here: it builds on this module
-
     figures = []
     for task in analysis.tasks:
         figures += [draw(analysis, task, kind, title, make) for kind, title, make in PLOTS]

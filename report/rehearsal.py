@@ -1,31 +1,29 @@
 """A rehearsal's page: every cell of a suite run at full model size on fabricated data, a few batches
 each (runners/grid/rehearsal.py), recorded under `<suite>-rehearsal`. It proves that each cell runs and
-profiles it; it measures nothing. This module says which records are a rehearsal's, marks every table of
-their page (and of a real suite holding a run that read fabricated data), and tables the runs' profiles
-(status.json `profile`, runners/profile.py) with the epoch time they predict on a named GPU beside the
-epoch time the grid's plan assumes (`grids/<suite>/rehearsal.json`).
+profiles it; it measures nothing. Which records are a rehearsal's is read with them (report/problems.py);
+this module marks every table of their page (and of a real suite holding a run that read fabricated
+data), and tables the runs' profiles (status.json `profile`, runners/profile.py) with the epoch time they
+predict on a named GPU beside the epoch time the grid's plan assumes (`grids/<suite>/rehearsal.json`).
 
 Reads records only: no torch.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
-from pathlib import Path
 
 import pandas as pd
 
-from results.records import is_rehearsal
+from results.cell import CellRecord
+from results.layout import Layout
+from results.records import CorruptRecord
 
-from .load import Problem, SuiteRecords
-from .tables import Table
+from .load import SuiteRecords
+from .table import Table
 
 MARK = "rehearsal: fabricated data, not a measurement"
-PLAN_FILE = "rehearsal.json"
 PROFILE_TABLE = "rehearsal_profile"
-NOT_MEASURED = "read fabricated data (a rehearsal's): not a measurement, left out of every number"
 
 # The GPU a profile is turned into an epoch time on. Dense peaks (no sparsity; the datasheet's sparse
 # figures are twice these, e.g. TF32 989) of the NVIDIA H100 Tensor Core GPU datasheet, SXM5 column.
@@ -40,31 +38,6 @@ EVAL_SHARE = 1 / 3
 # A task's precision -> the peaks its prediction uses, fast end first: an fp32 task's matmuls may run as
 # TF32 or not (torch's float32_matmul_precision), so it gets a range; bf16 autocast has one figure.
 PRECISION_PEAKS = {"fp32": ("TF32", "FP32"), "bf16": ("BF16",)}
-
-
-def read_plan(results_dir: str | os.PathLike, suite: str, problems: list[Problem]) -> tuple[dict | None, bool]:
-    """(grids/<suite>/rehearsal.json, whether the suite is a rehearsal): its name says so or the file
-    is there. An unreadable file is listed as a problem and the suite stays a rehearsal: the file's
-    presence is what says so."""
-    path = Path(results_dir) / "grids" / suite / PLAN_FILE
-    if not path.exists():
-        return None, is_rehearsal(suite)
-    try:
-        plan = json.loads(path.read_text())
-        if not isinstance(plan, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        problems.append(Problem(path, "corrupt", f"rehearsal plan unreadable: {exc}"))
-        return None, True
-    return plan, True
-
-
-def fabricated_problem(status: dict, path: Path, rehearsal: bool) -> Problem | None:
-    """Outside a rehearsal a run that read fabricated data is never counted: its numbers measure nothing,
-    and pooled with a real suite's runs they would pass for a measurement."""
-    if rehearsal or status.get("fabricated_data") is not True:
-        return None
-    return Problem(path, "fabricated", NOT_MEASURED)
 
 
 def page_mark(records: SuiteRecords) -> str:
@@ -266,16 +239,14 @@ def _note() -> str:
 
 def failed_cells(results_dir: str | os.PathLike, suite: str) -> list[str]:
     """The grid's cell records (grids/<suite>/cells/*.json) that say their cell failed: one line each."""
-    folder = Path(results_dir) / "grids" / suite / "cells"
+    folder = Layout.at(results_dir).cells(suite)
     failed = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            failed.append(f"cell record {path.name}: unreadable ({exc})")
+            record = CellRecord.read(path)
+        except CorruptRecord as exc:
+            failed.append(f"cell record {path.name}: {exc}")
             continue
-        if isinstance(record, dict) and record.get("status") == "failed":
-            failed.append(f"cell {record.get('cell', path.stem)}: failed: {record.get('error') or 'no error message'}")
-        elif not isinstance(record, dict):
-            failed.append(f"cell record {path.name}: not a JSON object")
+        if record.status == "failed":
+            failed.append(f"cell {record.cell}: failed: {record.error or 'no error message'}")
     return failed

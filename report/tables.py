@@ -1,10 +1,9 @@
-"""Every table of the report as a DataFrame of display strings, plus CSV and Markdown export."""
+"""Every table of the report as a DataFrame of display strings (this module's, and those of the sections
+it gathers: modern.py, tuning_tables.py, rehearsal.py), plus CSV and Markdown export."""
 from __future__ import annotations
 
 import numbers
-import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -12,35 +11,24 @@ import pandas as pd
 from .analysis import BASELINE, Analysis, mean_std
 from .claims import claim_rows, judged_text, rule_text, verdict_class
 from .ett import fmt_cell, fmt_speed_up
-
-
-@dataclass
-class Table:
-    name: str  # file stem of its CSV / Markdown export
-    title: str
-    note: str
-    frame: pd.DataFrame  # display strings; the index is the row label
-    links: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)  # (row, col) -> [(text, href)]
-    classes: dict[tuple[str, str], str] = field(default_factory=dict)  # (row, col) -> CSS class
-    mark: str = ""  # set on every table of a rehearsal's page (report/rehearsal.py): shown with the table
-
-
-def _label(o: str, s: str) -> str:
-    return f"{o} · {s}"
+from .modern import modern_tables
+from .rehearsal import rehearsal_tables
+from .table import Table, column_label, run_links
+from .tuning_tables import tuning_tables
 
 
 def _grid(analysis: Analysis, fill) -> pd.DataFrame:
     """rows = tasks, columns = optimizer · schedule; `fill(cell)` gives the text ('' where no cell)."""
     data = {}
     for o, s in analysis.columns:
-        data[_label(o, s)] = [fill(c) if (c := analysis.cell(t, o, s)) else "" for t in analysis.tasks]
+        data[column_label(o, s)] = [fill(c) if (c := analysis.cell(t, o, s)) else "" for t in analysis.tasks]
     frame = pd.DataFrame(data, index=[str(t) for t in analysis.tasks])
     frame.index.name = "task"
     return frame
 
 
-def _run_links(analysis: Analysis, out_dir: Path) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    return {(cell.task, _label(cell.optimizer, cell.schedule)): _links([cell], out_dir)
+def _cell_links(analysis: Analysis, out_dir: Path) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    return {(cell.task, column_label(cell.optimizer, cell.schedule)): run_links([cell], out_dir)
             for cell in analysis.cells.values()}
 
 
@@ -49,7 +37,7 @@ def ett_table(analysis: Analysis, out_dir: Path) -> Table:
             "budget; '> N' when fewer than half reached), [min–max] ('>N': a miss), k/n seeds that reached. "
             "1cycle cells: the smallest probed budget whose run met the target at its end.")
     return Table("epochs_to_target", "Epochs to target", note, _grid(analysis, lambda c: fmt_cell(c.summary)),
-                 links=_run_links(analysis, out_dir))
+                 links=_cell_links(analysis, out_dir))
 
 
 def probes_table(analysis: Analysis) -> Table:
@@ -68,7 +56,7 @@ def speedup_table(analysis: Analysis) -> Table:
         sp = cell.speed_up
         if sp and sp.low is not None and sp.ratio is not None:
             cls = "good" if sp.low > 1 and sp.bound != "<=" else ("bad" if sp.high < 1 and sp.bound != ">=" else "")
-            classes[(cell.task, _label(cell.optimizer, cell.schedule))] = cls
+            classes[(cell.task, column_label(cell.optimizer, cell.schedule))] = cls
     return Table("speed_up", "Speed-up against SGD + reference", note, frame, classes=classes)
 
 
@@ -84,11 +72,6 @@ def metric_table(analysis: Analysis, which: str) -> Table:
     return Table(f"{which}_metric", f"{which.capitalize()} target metric",
                  f"{which.capitalize()} value of each task's target metric in each seed's longest run, "
                  "mean ± std over seeds.", frame)
-
-
-def _links(cells, out_dir: Path) -> list[tuple[str, str]]:
-    return [(p.name, Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix() + "/")
-            for cell in cells for p in cell.run_paths]
 
 
 def claims_table(analysis: Analysis, out_dir: Path) -> Table:
@@ -107,7 +90,7 @@ def claims_table(analysis: Analysis, out_dir: Path) -> Table:
     }, index=[r.id for r in rows])
     frame.index.name = "id"
     classes = {(r.id, "verdict"): verdict_class(r.verdict) for r in rows}
-    links = {(r.id, "runs judged"): _links(r.judged, out_dir) for r in rows if r.judged}
+    links = {(r.id, "runs judged"): run_links(r.judged, out_dir) for r in rows if r.judged}
     return Table("claims", "Claims as published", rule_text(), frame, links=links, classes=classes)
 
 
@@ -116,7 +99,7 @@ def recipes_table(analysis: Analysis) -> Table:
     cells = sorted(analysis.recipes.values(), key=lambda c: (c.task, c.recipe))
     frame = pd.DataFrame({
         "task": [c.task for c in cells],
-        "optimizer · schedule": [_label(c.optimizer, c.schedule) for c in cells],
+        "optimizer · schedule": [column_label(c.optimizer, c.schedule) for c in cells],
         "budget": [str(c.summary.budget) for c in cells],
         "target": [f"{c.target.metric} {'≥' if c.target.mode == 'max' else '≤'} {c.target.value:g}" for c in cells],
         "epochs to target": [fmt_cell(c.summary) for c in cells],
@@ -154,10 +137,6 @@ def problems_table(analysis: Analysis) -> Table:
 
 
 def all_tables(analysis: Analysis, out_dir: Path) -> list[Table]:
-    from .modern import modern_tables  # here: these modules build on this one's Table
-    from .rehearsal import rehearsal_tables
-    from .tuning_tables import tuning_tables
-
     tables = [claims_table(analysis, out_dir), *tuning_tables(analysis, out_dir), *modern_tables(analysis),
               recipes_table(analysis),
               ett_table(analysis, out_dir), speedup_table(analysis), metric_table(analysis, "final"),

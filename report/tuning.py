@@ -18,10 +18,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from results.cell import CellRecord
+from results.layout import Layout
 from results.records import CorruptRecord, iter_run_dirs, load_run
 from results.tuning import trial_suite
 
-from .load import Problem
+from .problems import Problem, fabricated_problem
 
 TRIAL_STATES = ("completed", "diverged", "pruned")  # final; a pruned trial is shown as pruned, never scored
 TRIAL_KEYS = ("task", "optimizer", "schedule", "trial")
@@ -56,7 +58,7 @@ class Trial:
 class TuningRecords:
     outcomes: dict[CellKey, dict] = field(default_factory=dict)
     trials: list[Trial] = field(default_factory=list)
-    cells: list[dict] = field(default_factory=list)  # grid cell records (recipe cells left out)
+    cells: list[CellRecord] = field(default_factory=list)  # grid cell records (recipe cells left out)
     problems: list[Problem] = field(default_factory=list)  # trial dirs and files not counted
     trial_dirs: int = 0
 
@@ -65,15 +67,19 @@ class TuningRecords:
 
     def tuned_run_ids(self, key: CellKey) -> set[str]:
         """The runs the grid made for a cell while tuned (its cell records say so), every seed."""
-        return {str(p["run_id"]) for rec in self.cells if rec.get("tuned") is True and _key(rec) == key
-                for p in rec.get("probes") or [] if p.get("run_id")}
+        return {str(p["run_id"]) for rec in self.cells if rec.tuned and cell_key(rec) == key
+                for p in rec.probes if p.get("run_id")}
 
     def tuned_keys(self) -> list[CellKey]:
-        return sorted({_key(rec) for rec in self.cells if rec.get("tuned") is True})
+        return sorted({cell_key(rec) for rec in self.cells if rec.tuned})
 
     @property
     def any(self) -> bool:
         return bool(self.outcomes or self.trials or self.tuned_keys())
+
+
+def cell_key(record: CellRecord) -> CellKey:
+    return (record.task, record.optimizer, record.schedule)
 
 
 def _key(record: dict) -> CellKey:
@@ -110,8 +116,6 @@ def load_trials(results_dir: str | os.PathLike, suite: str,
                 rehearsal: bool = False) -> tuple[list[Trial], list[Problem], int]:
     """Every trial dir of the suite's tuning: (trials counted, problems, dirs seen). A trial that read
     fabricated data counts only in a rehearsal (report/rehearsal.py)."""
-    from .rehearsal import fabricated_problem
-
     dirs = iter_run_dirs(results_dir, trial_suite(suite))
     trials, problems = [], []
     for path in dirs:
@@ -140,9 +144,20 @@ def _json_files(folder: Path, problems: list[Problem]) -> list[tuple[Path, dict]
     return out
 
 
-def load_outcomes(grid_dir: Path, problems: list[Problem]) -> dict[CellKey, dict]:
+def read_cells(folder: Path, problems: list[Problem]) -> list[CellRecord]:
+    """The grid's cell records; one that cannot be read whole is a problem, never half-counted."""
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            out.append(CellRecord.read(path))
+        except CorruptRecord as exc:
+            problems.append(Problem(path, "corrupt", str(exc)))
+    return out
+
+
+def load_outcomes(folder: Path, problems: list[Problem]) -> dict[CellKey, dict]:
     outcomes = {}
-    for path, data in _json_files(grid_dir / "tuning", problems):
+    for path, data in _json_files(folder, problems):
         missing = [k for k in OUTCOME_KEYS if k not in data]
         if missing:
             problems.append(Problem(path, "corrupt", f"tuning outcome lacks {', '.join(missing)}"))
@@ -152,13 +167,13 @@ def load_outcomes(grid_dir: Path, problems: list[Problem]) -> dict[CellKey, dict
 
 
 def vouched(outcomes: dict[CellKey, dict], trials: list[Trial], problems: list[Problem],
-            grid_dir: Path) -> tuple[dict[CellKey, dict], list[Trial]]:
+            folder: Path) -> tuple[dict[CellKey, dict], list[Trial]]:
     """The outcomes whose named trial runs are all here, and the trials they (or no outcome) account
     for; the rest become problems."""
     here = {t.path.name for t in trials}
     kept = {}
     for key, outcome in outcomes.items():
-        path = grid_dir / "tuning" / f"{'__'.join(key)}.json"
+        path = folder / f"{'__'.join(key)}.json"
         runs = outcome.get("runs")
         if not isinstance(runs, list) or not runs:
             problems.append(Problem(path, "untrusted", "tuning outcome names no trial runs (an older protocol)"))
@@ -178,8 +193,9 @@ def vouched(outcomes: dict[CellKey, dict], trials: list[Trial], problems: list[P
 
 
 def load_tuning(suite: str, results_dir: str | os.PathLike = "results", rehearsal: bool = False) -> TuningRecords:
-    grid_dir = Path(results_dir) / "grids" / suite
+    layout = Layout.at(results_dir)
     trials, problems, dirs = load_trials(results_dir, suite, rehearsal)
-    outcomes, trials = vouched(load_outcomes(grid_dir, problems), trials, problems, grid_dir)
-    cells = [rec for _, rec in _json_files(grid_dir / "cells", problems) if not rec.get("recipe")]
+    folder = layout.tuning_outcomes(suite)
+    outcomes, trials = vouched(load_outcomes(folder, problems), trials, problems, folder)
+    cells = [rec for rec in read_cells(layout.cells(suite), problems) if not rec.recipe]
     return TuningRecords(outcomes, trials, cells, problems, dirs)

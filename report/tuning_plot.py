@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from .analysis import OPTIMIZER_ORDER, Analysis, _order
-from .plots import plt
+from .pyplot import plt
 from .tuning import Trial
 
 TITLE = "LR × WD of every tuning trial"

@@ -10,7 +10,7 @@ import pandas as pd
 from .analysis import CLAIM_CELL, Analysis
 from .claims import verdict_class
 from .ett import fmt_cell
-from .tables import Table, _label, _links
+from .table import Table, column_label, run_links
 from .tuned import fastest_answer, tuned_judged_text, tuned_rows, tuned_rule_text, tuned_task_cells
 from .tuning import NOT_TUNED, TuningRecords
 
@@ -27,13 +27,13 @@ def tuned_claims_table(analysis: Analysis, out_dir: Path) -> Table:
     }, index=[r.id for r in rows])
     frame.index.name = "id"
     classes = {(r.id, "verdict"): verdict_class(r.verdict) for r in rows}
-    links = {(r.id, "cells judged"): _links(r.judged, out_dir) for r in rows if r.judged}
+    links = {(r.id, "cells judged"): run_links(r.judged, out_dir) for r in rows if r.judged}
     return Table("tuned_claims", "Against tuned baselines", tuned_rule_text(), frame, links=links,
                  classes=classes)
 
 
 def fastest_table(analysis: Analysis) -> Table:
-    claim = _label(*CLAIM_CELL)
+    claim = column_label(*CLAIM_CELL)
     data = {"tuned cells": [], "fastest": [], claim: [], f"is {claim} the fastest?": [], "ranking": []}
     for task in analysis.tasks:
         cells = tuned_task_cells(analysis, task)

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, Callable, Mapping
 from omegaconf import OmegaConf
 
 from .errors import UserError
+from .layout import TRUNKS_SUFFIX, TUNING_SUFFIX, Layout
 
 # "halted": stopped after RunConf.halt_after epochs, to be resumed (a WSD trunk: runners/grid/wsd.py).
 STATUSES = ("running", "completed", "diverged", "pruned", "failed", "halted")
@@ -92,7 +93,7 @@ def epoch_checkpoint_path(path: Path, epoch: int) -> Path:
 
 # The suites a suite's own runs beget: its tuning trials' (results/tuning.py trial_suite) and its WSD
 # trunks' (runners/grid/wsd.py TRUNK_SUITE).
-DERIVED_SUFFIXES = ("-tuning", "-trunks")
+DERIVED_SUFFIXES = (TUNING_SUFFIX, TRUNKS_SUFFIX)
 
 
 def is_rehearsal(suite: str) -> bool:
@@ -104,7 +105,7 @@ def is_rehearsal(suite: str) -> bool:
 
 
 def run_dir(results_dir: str | os.PathLike, suite: str, rid: str) -> Path:
-    return Path(results_dir) / "runs" / suite / rid
+    return Layout.at(results_dir).run(suite, rid)
 
 
 def _json_safe(value: Any) -> Any:
@@ -290,7 +291,7 @@ def load_run(path: Path) -> RunRecord:
 
 
 def iter_run_dirs(results_dir: str | os.PathLike, suite: str) -> list[Path]:
-    root = Path(results_dir) / "runs" / suite
+    root = Layout.at(results_dir).runs(suite)
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))

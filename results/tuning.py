@@ -2,7 +2,7 @@
 
 One quantity for every trial of every study: the validation metric at the end of the tuning budget
 (negated when higher is better, so that lower is always better — the studies minimise). Every trial,
-whatever its schedule, runs exactly that budget (runners/tuning.py trial_budget: the claim's epochs), never
+whatever its schedule, runs exactly that budget (runners/grid/tuning.py trial_budget: the claim's epochs), never
 stopped at the target. For a budget-dependent schedule (1cycle, cosine, WSD) its end is where its LR has
 decayed; for a budget-free one (constant, step, NT-ASGD, Schedule-Free's warmup) it is the metric its
 schedule reaches in that many epochs — NT-ASGD's and Schedule-Free's evaluation weights, as every
@@ -17,13 +17,14 @@ import os
 from typing import Callable, Mapping
 
 from . import records
+from .layout import TUNING_SUFFIX
 from .targets import Target
 
 
 def trial_suite(suite: str) -> str:
     """The suite a suite's tuning trials are recorded under (runs/<suite>-tuning/): apart from its
     grid's runs, which its report counts."""
-    return f"{suite}-tuning"
+    return f"{suite}{TUNING_SUFFIX}"
 
 
 def trial_score(status: Mapping, rows: list[Mapping] | None = None) -> float | None:

@@ -1,5 +1,5 @@
 """Value checks a config's types cannot express, one message per problem naming its key
-(`<key> must be ..., got ...`): runners/config.py `validate` raises the first as a UserError before
+(`<key> must be ..., got ...`): runners/spec.py `validate` raises the first as a UserError before
 anything is written. Torch is imported inside the checks that need it (the device, the optimizer class,
 the model: `model_problems`, which runners/run.py runs once the task is built), so that the config
 layer stays importable without it."""
@@ -255,11 +255,11 @@ def device_problems(spec: str) -> list[str]:
     return [f"device must be one of {', '.join(available)} on this machine{where}, got {spec!r}"]
 
 
-def optimizer_class_problems(opt: DictConfig, key: str = "optimizer", io_params=None) -> list[str]:
+def optimizer_class_problems(opt: Any, key: str = "optimizer", io_params=None) -> list[str]:
+    """`opt`: the typed optimizer config (runners/config.py OptimizerConf)."""
     from .optimizers import check_optimizer_class  # imports torch
 
-    problem = check_optimizer_class(opt._target_, list(opt.kwargs), opt.wd_mode, io_params,
-                                    bool(opt.get("cycle_momentum", False)))
+    problem = check_optimizer_class(opt._target_, list(opt.kwargs), opt.wd_mode, io_params, opt.cycle_momentum)
     return [f"{key}.{problem}"] if problem else []
 
 
@@ -271,7 +271,8 @@ def model_problems(task: Any, run: Any, lr: float) -> list[str]:
     here (fit then reports the problem in its run's status)."""
     import torch
 
-    from .engine import plan_stages, stage_optimizer  # the engine's own stage plan
+    # Here, not above: the engine and the optimizers import torch, and the spec's checks stay torch-free.
+    from .engine import plan_stages, stage_optimizer
     from .optimizers import build_optimizer
 
     try:  # pretrained weights load into meta parameters as no-ops, each with a warning: not news here

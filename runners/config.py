@@ -1,21 +1,14 @@
-"""Typed config schemas (Hydra ConfigStore), so an unknown key or a wrong type fails at compose time,
-plus `validate`: the value checks a type cannot express (lr > 0, pct_start in (0, 1), ...: runners/
-checks.py), run before anything is written. The task schemas are the task contract's (suites/base.py);
-the entry points pass their registry to `register_configs`."""
+"""Typed config schemas (Hydra ConfigStore), so an unknown key or a wrong type fails at compose time.
+The value checks a type cannot express, and the resolution of a composed config into a run, are
+runners/spec.py's. The task schemas are the task contract's (suites/base.py); the entry points pass
+their registry to `register_configs`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
-
-from results import records
-from results.errors import UserError
-
-from .checks import (device_problems, lr_problems, moms_key, name_problems, optimizer_class_problems,
-                     optimizer_problems, run_problems, schedule_problems, task_problems, unknown_keys)
+from omegaconf import MISSING
 
 
 @dataclass
@@ -161,7 +154,7 @@ class RunConf:
     force: bool = False  # rerun even a completed run (the old directory is moved aside, not deleted)
     results_dir: str = "${oc.env:ONECYCLE_RESULTS,results}"
     lr_find: LRFindConf = field(default_factory=LRFindConf)
-    # A tuning trial's number in its study (runners/tuning.py): recorded, never part of the run id, so a
+    # A tuning trial's number in its study (runners/grid/tuning.py): recorded, never part of the run id, so a
     # trial retried under a new number resumes the same run.
     tuning_trial: Optional[int] = None
     # Output-only too (records.OUTPUT_ONLY_KEYS), for WSD's trunk run (runners/grid/wsd.py): stop after
@@ -188,114 +181,3 @@ def register_configs(task_schemas: Mapping[str, type]) -> None:
         cs.store(group="schema/schedule", name=kind, node=schema)
     for name, schema in task_schemas.items():
         cs.store(group="schema/task", name=name, node=schema)
-
-
-def resolve_schedule(cfg: DictConfig) -> dict:
-    """The schedule to run as a plain dict; `reference` becomes the task's reference schedule,
-    checked against its kind's schema. A 1cycle schedule without its own `moms` gets the task's range
-    (task.moms: high, low), so the resolved config — config.yaml, the run id — states the one it ran."""
-    if cfg.schedule.kind != "reference":
-        return with_task_moms(OmegaConf.to_container(cfg.schedule, resolve=True), cfg.task)
-    ref = OmegaConf.to_container(cfg.task.reference, resolve=True)
-    kind = ref.get("kind")
-    if kind not in SCHEDULE_SCHEMAS:
-        raise UserError(f"task.reference.kind is {kind!r}; expected one of {sorted(SCHEDULE_SCHEMAS)}")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(SCHEDULE_SCHEMAS[kind]), ref)
-    except Exception as exc:  # omegaconf's message names the key
-        raise UserError(f"task.reference: {exc}".splitlines()[0]) from None
-    out = OmegaConf.to_container(merged, resolve=True)
-    out["name"] = "reference"
-    return with_task_moms(out, cfg.task)
-
-
-def with_task_moms(schedule: dict, task: DictConfig) -> dict:
-    """`schedule` with `moms` from the task when it has none: one_cycle's (high, low, high) — fastai
-    v2's shape —, one_cycle_phases' (high, low)."""
-    if schedule.get("kind") not in ("one_cycle", "one_cycle_phases") or schedule.get("moms") is not None:
-        return schedule
-    moms = list(task.get("moms") or (0.95, 0.85))  # a task config without the field: TaskConf's default
-    if len(moms) != 2:  # resolved before validate runs: the same message as TaskConf.problems
-        raise UserError(f"task.moms must be 2 values (high, low), each in [0, 1), got {moms}")
-    return {**schedule, "moms": [*moms, moms[0]] if schedule["kind"] == "one_cycle" else moms}
-
-
-def configured_lr(cfg: DictConfig) -> tuple[float, str] | None:
-    """Base LR and where it came from — the optimizer config/CLI, or the task's table — or None when the
-    config gives none (then the run's LR range test gives it: runners/run.py `resolve_lr`). Reading a
-    config never trains a model."""
-    if cfg.optimizer.lr is not None:
-        return float(cfg.optimizer.lr), "optimizer.lr"
-    table = cfg.task.lr
-    for key in (f"{cfg.optimizer.name}/{cfg.schedule.name}", cfg.optimizer.name):
-        if key in table:
-            return float(table[key]), f"task.lr[{key}]"
-    return None
-
-
-def configured_wd(cfg: DictConfig) -> tuple[float, str]:
-    """Weight decay and where it came from: the optimizer config/CLI, else the task's sourced table
-    (task.wd, per optimizer or optimizer/schedule), else 0."""
-    if cfg.optimizer.weight_decay is not None:
-        return float(cfg.optimizer.weight_decay), "optimizer.weight_decay"
-    table = cfg.task.get("wd") or {}
-    for key in (f"{cfg.optimizer.name}/{cfg.schedule.name}", cfg.optimizer.name):
-        if key in table:
-            return float(table[key]), f"task.wd[{key}]"
-    return 0.0, "none given: 0"
-
-
-def configured_clip(cfg: DictConfig) -> tuple[float | None, str]:
-    """Max gradient norm and where it came from: the run's clip_grad (0: none), else the task's sourced
-    table (task.clip_grad, per optimizer or optimizer/schedule), else none."""
-    if cfg.clip_grad is not None:
-        return (float(cfg.clip_grad), "clip_grad") if cfg.clip_grad else (None, "clip_grad=0: no clipping")
-    table = cfg.task.get("clip_grad") or {}
-    for key in (f"{cfg.optimizer.name}/{cfg.schedule.name}", cfg.optimizer.name):
-        if key in table:
-            return float(table[key]), f"task.clip_grad[{key}]"
-    return None, "none given: no clipping"
-
-
-def typed_run(cfg: DictConfig) -> RunConf:
-    """The typed run config the engine reads, its weight decay and clipping resolved (configured_wd,
-    configured_clip). The config as composed — what config.yaml holds and the run id hashes — keeps the
-    nulls (the task's tables are in it)."""
-    run = OmegaConf.to_object(cfg)
-    run.optimizer.weight_decay = configured_wd(cfg)[0]
-    run.clip_grad = configured_clip(cfg)[0]
-    return run
-
-
-def validate(cfg: DictConfig, schedule: dict, lr: float | None) -> None:
-    """Value checks, each naming the key at fault (`lr` None: the LR range test will give it). Run before
-    anything is written (runners/run.py `execute`; the grid, for every cell before any trains); raises
-    UserError with the first problem, one line. Names that become paths are checked first."""
-    unknown = unknown_keys(cfg)
-    found = name_problems(cfg) + ([f"unknown config key(s) {unknown}: not in the schema (see "
-                                   f"runners/config.py and the task's schema in suites/)"] if unknown else [])
-    found += run_problems(cfg) + optimizer_problems(cfg.optimizer)
-    found += schedule_problems(schedule, moms_key(cfg))
-    found += task_problems(cfg.task)  # before the LR's: a bad task.lr entry is named as such there
-    if lr is not None:
-        source = configured_lr(cfg)
-        found += lr_problems(cfg, lr, source[1] if source and source[0] == lr else "optimizer.lr",
-                             configured_wd(cfg)[0])
-    if not found:  # the checks that import torch, once the cheap ones pass
-        found += device_problems(cfg.device)
-        found += optimizer_class_problems(cfg.optimizer, io_params=cfg.task.get("io_params"))
-    if found:
-        raise UserError(found[0])
-
-
-def resolved_config(cfg: DictConfig) -> dict:
-    """The run's config as a plain dict, its schedule resolved: what `config.yaml` holds and the run id
-    hashes."""
-    return {**OmegaConf.to_container(cfg, resolve=True), "schedule": resolve_schedule(cfg)}
-
-
-def run_path(cfg: DictConfig) -> Path:
-    """The run's directory, `<results_dir>/runs/<suite>/<run_id>`: the run id is the hash of
-    `resolved_config` (records.run_id). Computed here only — by `execute`, the grid and its plan alike —
-    and torch-free, so planning a grid loads no model code."""
-    return records.run_dir(cfg.results_dir, cfg.suite, records.run_id(resolved_config(cfg)))

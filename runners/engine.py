@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .capabilities import Capabilities
 from .checkpoint import rng_state, set_rng_state
 from .config import RunConf
 from .optimizers import apply_weight_decay, build_optimizer, current_momentum, set_lr, set_momentum
@@ -152,18 +153,16 @@ def train_epoch(task, model, optimizer, batches: Sized, schedule_at: Callable[[i
     return loss_sum.item() / (i + 1), steps, trace
 
 
-def evaluate(task, model, optimizer, device, precision: str, final: bool = False,
+def evaluate(task, model, can: Capabilities, device, precision: str, final: bool = False,
              refresh_batches: Callable[[], Sized] | None = None) -> dict[str, float]:
     # An optimizer that averages iterates (NT-ASGD) evaluates with the averaged weights swapped in.
-    # `final`: the task's optional end-of-run metrics (Task.evaluate_final) in that same context.
-    method = getattr(task, "evaluate_final", None) if final else task.evaluate
+    # `final`: the task's optional end-of-run metrics (FinalMetrics) in that same context.
+    method = can.evaluate_final if final else task.evaluate
     if method is None:
         return {}
-    weights = getattr(optimizer, "evaluation_weights", nullcontext)
-    with torch.no_grad(), autocast(device, precision), weights():
-        count = getattr(optimizer, "batchnorm_refresh_batches", 0)
-        if count and refresh_batches is not None:
-            recompute_batchnorm(task, model, itertools.islice(refresh_batches(), count))
+    with torch.no_grad(), autocast(device, precision), can.evaluation_weights():
+        if can.refresh_batches and refresh_batches is not None:
+            recompute_batchnorm(task, model, itertools.islice(refresh_batches(), can.refresh_batches))
         model.eval()
         metrics = method(model)
     train_mode(model)
@@ -193,9 +192,9 @@ def recompute_batchnorm(task, model, batches) -> None:
 def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=None,
         profile: Profile | None = None) -> Outcome:
     """Train `task` as `run` says to the end of its budget (or its target, when allowed), recording every
-    epoch. `lr` and `schedule_cfg` are the run's resolved ones (runners/run.py resolve_lr, runners/config.py
-    resolve_schedule). `after_epoch(row)` is told each recorded row — on resume, the recorded ones first —
-    and returning True ends the run as "pruned" (a tuning trial's pruner: runners/tuning.py). `profile`
+    epoch. `lr` and `schedule_cfg` are the run's resolved ones (runners/spec.py RunSpec.lr, else the LR
+    range test's; RunSpec.schedule). `after_epoch(row)` is told each recorded row — on resume, the recorded ones first —
+    and returning True ends the run as "pruned" (a tuning trial's pruner: runners/grid/tuning.py). `profile`
     is given this process's timings (runners/profile.py). `run.limit_batches` caps every epoch's batches,
     BatchNorm refreshes' too (a rehearsal), and then one step's FLOPs are counted in each stage."""
     device = select_device(run.device)
@@ -227,7 +226,7 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
             if state is not None and epoch > stage.start:
                 optimizer.load_state_dict(state["optimizer"])
             schedule = build_schedule(schedule_cfg, stage.end - stage.start)
-            hooks = [h for h in (task, optimizer) if hasattr(h, "on_epoch_end")]
+            can = Capabilities.of(task, optimizer)
             train_mode(model)  # the stage changed what is frozen
         epoch_batches = lambda: capped(task.train_batches(epoch, epoch_generator(run.seed, epoch)),  # noqa: E731
                                        run.limit_batches)
@@ -248,7 +247,7 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
         profile.sync()
         evaluated = time.perf_counter()
         profile.train_s, profile.steps = profile.train_s + evaluated - started, profile.steps + steps
-        metrics = evaluate(task, forward, optimizer, device, run.precision, refresh_batches=epoch_batches)
+        metrics = evaluate(task, forward, can, device, run.precision, refresh_batches=epoch_batches)
         profile.sync()
         profile.eval_s, profile.evaluations = profile.eval_s + time.perf_counter() - evaluated, \
             profile.evaluations + 1
@@ -257,11 +256,11 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
         if stop or epoch + 1 == run.epochs:
             # End-of-run metrics join the last row before it is written, so a resumed run has them;
             # not in wall_s, which times training and the per-epoch evaluation.
-            metrics.update(evaluate(task, forward, optimizer, device, run.precision, final=True))
+            metrics.update(evaluate(task, forward, can, device, run.precision, final=True))
         row = {"epoch": epoch + 1, "step": step, "wall_s": round(wall, 3), "train_loss": train_loss,
                "lr": trace[-1][1], "momentum": trace[-1][2], "lr_trace": trace, **metrics}
-        for hook in hooks:
-            hook.on_epoch_end(epoch + 1, row)
+        for hook in can.epoch_end:
+            hook(epoch + 1, row)
         files.epoch_done(row, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "rng": rng_state(), "epoch": epoch + 1, "step": step, "wall_s": wall})
         if stop:

@@ -27,16 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from results import records
 from results.errors import UserError
+from results.layout import Layout
 
-from .config import RunConf, typed_run
-from .engine import epoch_generator, plan_stages, seed_everything, select_device, stage_optimizer, train_epoch
+from .config import RunConf
+from .engine import epoch_generator, plan_stages, seed_everything, stage_optimizer, train_epoch
 from .optimizers import build_optimizer
 from .schedules import exponential
+from .spec import RunSpec, Sourced
 
 RULE = "lr = (LR at the lowest debiased-EMA training loss) / divisor  [fastai 'minimum']"
 
@@ -118,46 +119,36 @@ def lr_range_test(task, run: RunConf, device: torch.device) -> RangeTest:
                      smoothed=recorder.smoothed, stopped_early=len(lrs) < steps)
 
 
-def cache_path(cfg: DictConfig) -> Path:
+def cache_path(spec: RunSpec) -> Path:
     """One file per (task, optimizer, test settings): any change to them is a new test."""
-    key = {"task": OmegaConf.to_container(cfg.task, resolve=True),
-           "optimizer": {k: v for k, v in OmegaConf.to_container(cfg.optimizer, resolve=True).items()
-                         if k != "lr"},
-           "lr_find": OmegaConf.to_container(cfg.lr_find, resolve=True),
-           "precision": cfg.precision, "clip_grad": cfg.clip_grad}
-    name = f"{cfg.task.name}__{cfg.optimizer.name}__{records.run_id(key)}.json"
-    return Path(cfg.results_dir) / "cache" / "lr_find" / name
+    config = spec.config
+    key = {"task": config["task"], "optimizer": {k: v for k, v in config["optimizer"].items() if k != "lr"},
+           "lr_find": config["lr_find"], "precision": config["precision"], "clip_grad": config["clip_grad"]}
+    name = f"{spec.run.task.name}__{spec.run.optimizer.name}__{records.run_id(key)}.json"
+    return Layout.at(spec.run.results_dir).lr_find_cache() / name
 
 
-def cached_lr(cfg: DictConfig) -> float | None:
+def cached_lr(spec: RunSpec) -> float | None:
     """The cached LR for this (task, optimizer), or None when the test has not run (no training)."""
-    path = cache_path(cfg)
+    path = cache_path(spec)
     return float(json.loads(path.read_text())["lr"]) if path.exists() else None
 
 
-def find_lr(cfg: DictConfig) -> tuple[float, str]:
-    """(lr, origin) from the cache, running the test first when needed. A lock file makes parallel
-    grid workers of the same (task, optimizer) run it once."""
-    path = cache_path(cfg)
+def find_lr(spec: RunSpec, task, device: torch.device) -> Sourced:
+    """The LR from the cache, running the test on the run's `task` first when needed. A lock file makes
+    parallel grid workers of the same (task, optimizer) run it once."""
+    path = cache_path(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
         if not path.exists():
-            print(f"lr_find: no recipe LR for {cfg.optimizer.name} on {cfg.task.name}; running the LR "
-                  f"range test ({cfg.lr_find.steps} steps)", file=sys.stderr)
-            record = run_and_record(cfg)
+            print(f"lr_find: no recipe LR for {spec.run.optimizer.name} on {spec.run.task.name}; running the "
+                  f"LR range test ({spec.run.lr_find.steps} steps)", file=sys.stderr)
+            test = lr_range_test(task, spec.run, device)
+            record = {"task": spec.run.task.name, "optimizer": spec.run.optimizer.name, "lr": test.lr,
+                      "rule": RULE, "settings": spec.config["lr_find"],
+                      "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                      "device": str(device), **{k: v for k, v in asdict(test).items() if k != "lr"}}
             records.write_json_atomic(path, record)
             print(f"lr_find: picked lr={record['lr']:.3g} -> {path}", file=sys.stderr)
-    return float(json.loads(path.read_text())["lr"]), f"lr_find[{path.name}]"
-
-
-def run_and_record(cfg: DictConfig) -> dict:
-    from .run import make_task  # the run's own task (pre-trained weights included)
-
-    device = select_device(cfg.device)
-    task = make_task(cfg, device)
-    settings = OmegaConf.to_container(cfg.lr_find, resolve=True)
-    test = lr_range_test(task, typed_run(cfg), device)
-    return {"task": cfg.task.name, "optimizer": cfg.optimizer.name, "lr": test.lr, "rule": RULE,
-            "settings": settings, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "device": str(device), **{k: v for k, v in asdict(test).items() if k != "lr"}}
+    return Sourced(float(json.loads(path.read_text())["lr"]), f"lr_find[{path.name}]")

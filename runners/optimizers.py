@@ -24,11 +24,53 @@ import inspect
 import logging
 from collections import OrderedDict
 from fnmatch import fnmatchcase
-from typing import Any, Mapping
+from typing import Any, ContextManager, Mapping, Protocol, runtime_checkable
 
 import torch
 from hydra.utils import get_class
 from torch import nn
+
+from suites.base import NamedParamGroups
+
+
+# --- Optional members of an optimizer class: none is required. The engine reads a run's once per
+# training stage (runners/capabilities.py); the task's are declared in suites/base.py.
+
+@runtime_checkable
+class EvaluationWeights(Protocol):
+    """A context in which the model holds the weights to evaluate, not those it trains at.
+    Implemented by runners/ntasgd.py:NTASGD (averaged iterates) and runners/schedule_free.py (its x)."""
+
+    def evaluation_weights(self) -> ContextManager: ...
+
+
+@runtime_checkable
+class RefreshesBatchNorm(Protocol):
+    """BatchNorm statistics recomputed over this many training batches inside `evaluation_weights`
+    before each evaluation (runners/engine.py recompute_batchnorm). Implemented by schedule_free.py."""
+
+    batchnorm_refresh_batches: int
+
+
+@runtime_checkable
+class OptimizerEpochEnd(Protocol):
+    """Called after each epoch's evaluation with that epoch's row (1-based).
+    Implemented by runners/ntasgd.py:NTASGD (its switch to averaging)."""
+
+    def on_epoch_end(self, epoch: int, row: dict) -> None: ...
+
+
+@runtime_checkable
+class SplitsIOParams(Protocol):
+    """A class whose groups are split by parameter kind, `group["muon"]` (runners/muon.py): the task's
+    input/output layers (task.io_params) and every ndim < 2 parameter apart from the hidden matrices."""
+
+    splits_io_params: bool
+
+
+def splits_io_params(cls: type) -> bool:
+    # A class attribute, read before any instance exists: issubclass refuses protocols with data members.
+    return bool(getattr(cls, "splits_io_params", False))
 
 
 def check_optimizer_class(target: str, kwarg_names: list[str], wd_mode: str = "decoupled",
@@ -47,7 +89,7 @@ def check_optimizer_class(target: str, kwarg_names: list[str], wd_mode: str = "d
     params = inspect.signature(cls.__init__).parameters
     if wd_mode == "native" and "weight_decay" not in params:
         return f"wd_mode=native needs a class that decays itself (a weight_decay argument); {target} has none"
-    if getattr(cls, "splits_io_params", False) and not io_params:
+    if splits_io_params(cls) and not io_params:
         return (f"_target_={target} trains the task's input/output layers with AdamW: task.io_params must "
                 f"name them (fnmatch patterns of parameter names), got []")
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -63,7 +105,7 @@ def check_optimizer_class(target: str, kwarg_names: list[str], wd_mode: str = "d
 
 def named_param_groups(model: nn.Module) -> "OrderedDict[str, list[nn.Parameter]]":
     """A model may name its parameter groups (body -> head) with `param_groups()`; else one group."""
-    if hasattr(model, "param_groups"):
+    if isinstance(model, NamedParamGroups):
         return OrderedDict(model.param_groups())
     return OrderedDict(all=list(model.parameters()))
 
@@ -125,7 +167,7 @@ def build_optimizer(cfg: Mapping[str, Any], model: nn.Module, lr: float,
     _check_names("freeze", frozen, groups)
     wd = float(cfg.get("weight_decay", 0.0))
     cls = get_class(cfg["_target_"])
-    muon = io_split(model, io_params) if getattr(cls, "splits_io_params", False) else None
+    muon = io_split(model, io_params) if splits_io_params(cls) else None
     native = cfg.get("wd_mode") == "native"
     cycle = bool(cfg.get("cycle_momentum", False))
     torch_groups = []

@@ -15,9 +15,10 @@ from omegaconf import DictConfig
 from results.errors import UserError
 from suites import TASK_SCHEMAS
 
-from .config import register_configs, run_path
+from .config import register_configs
 from .overrides import compose_run
 from .run import execute
+from .spec import resolve_run
 
 register_configs(TASK_SCHEMAS)
 # Hydra's command-line flags, each handled by hydra.main (any other argument starting '-' is refused).
@@ -28,11 +29,12 @@ HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--re
 
 def run(cfg: DictConfig) -> None:
     try:
-        execute(cfg)
+        spec = resolve_run(cfg)  # the one reading of the config
+        execute(spec)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    print(f"run_dir={run_path(cfg)}")
+    print(f"run_dir={spec.path}")
 
 
 hydra_main = hydra.main(config_path="../conf", config_name="config", version_base="1.3")(run)

@@ -8,7 +8,7 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, ContextManager, Dict, List, Protocol, Sized, runtime_checkable
+from typing import Any, ClassVar, Dict, List, Protocol, Sized, runtime_checkable
 
 import torch
 from omegaconf import MISSING
@@ -134,7 +134,7 @@ class TaskConf:
 
     def problems(self) -> list[str]:
         """The values this task cannot run with, one message each, keys relative to the task node
-        (runners/config.py `validate` prefixes `task.` and refuses the run before writing anything).
+        (runners/spec.py `validate` prefixes `task.` and refuses the run before writing anything).
         A subclass extends it: `return super().problems() + at_least(self, 1, "batch_size", ...)`."""
         found = at_least(self, 1, "epochs")
         found += [f"lr[{k}] must be > 0 and finite, got {v}" for k, v in self.lr.items()
@@ -208,8 +208,9 @@ class Task(ABC):
         """Every metric in `metrics`, on the held-out data."""
 
 
-# --- Optional members: the engine probes for each with hasattr/getattr, so none is required. Declared
-# here so implementers and the engine agree on one signature; runtime-checkable for isinstance probes.
+# --- Optional members of a task, its model and its batches: none is required. The engine reads a run's
+# once, when it starts (runners/capabilities.py), through these runtime-checkable protocols; an
+# optimizer's are declared in runners/optimizers.py.
 
 @runtime_checkable
 class NamedParamGroups(Protocol):
@@ -229,8 +230,8 @@ class ScaledBatch(Protocol):
 
 @runtime_checkable
 class EpochEndHook(Protocol):
-    """A task or an optimizer: called after each epoch's evaluation with that epoch's row (1-based).
-    Implemented by runners/ntasgd.py:NTASGD (its switch to averaging); no task needs it yet."""
+    """A task: called after each epoch's evaluation with that epoch's row (1-based). No task needs it
+    yet; an optimizer's is runners/optimizers.py's OptimizerEpochEnd."""
 
     def on_epoch_end(self, epoch: int, row: dict) -> None: ...
 
@@ -244,11 +245,3 @@ class FinalMetrics(Protocol):
     final_metrics: tuple[str, ...]
 
     def evaluate_final(self, model: nn.Module) -> dict[str, float]: ...
-
-
-@runtime_checkable
-class EvaluationWeights(Protocol):
-    """An optimizer: a context in which the model holds the weights to evaluate (averaged iterates).
-    Implemented by runners/ntasgd.py:NTASGD and runners/schedule_free.py:AdamWScheduleFree (its x)."""
-
-    def evaluation_weights(self) -> ContextManager: ...

@@ -61,8 +61,8 @@ def one_thread():
 
 def execute_at(cfg) -> Path:
     """Run `cfg` (runners.run.execute) and return its run directory, whose records the test reads."""
-    from runners.config import run_path
+    from runners.spec import resolve_run
     from runners.run import execute
 
-    execute(cfg)
-    return run_path(cfg)
+    execute(resolve_run(cfg))
+    return resolve_run(cfg).path

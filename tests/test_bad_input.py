@@ -13,7 +13,7 @@ from hydra.errors import HydraException
 
 from conftest import ROOT, TINY, compose_cfg, run_cli
 from results.errors import UserError
-from runners.config import configured_lr, resolve_schedule, validate
+from runners.spec import configured_lr, resolve_schedule, validate
 
 RUN = ["task=digits_resnet", "optimizer=adamw", "schedule=one_cycle", "seed=0", "task.epochs=1", "device=cpu",
        *TINY]

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from conftest import CONF, compose_all, compose_cfg, run_cli
 from results.errors import UserError
 from results.targets import Target
-from runners.config import configured_lr, resolve_schedule, validate
+from runners.spec import configured_lr, resolve_schedule, validate
 
 TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
 OPTIMIZERS = sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
@@ -111,6 +111,6 @@ def test_cli_bad_choice_is_one_clear_message(args, match, results):
 
 
 def test_reading_a_config_never_runs_the_lr_range_test():
-    """The LR range test is a step of a run (runners/run.py resolve_lr), never of composing or checking."""
+    """The LR range test is a step of a run (runners/run.py prepare), never of composing or checking."""
     cfg = compose_cfg(["task=digits_resnet", "optimizer=adamw", "~task.lr.adamw"])
     assert configured_lr(cfg) is None

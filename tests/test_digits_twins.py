@@ -13,8 +13,8 @@ import torch
 from conftest import ROOT, compose_cfg, execute_at
 from results import records
 from results.errors import UserError
-from runners.config import run_path
-from runners.run import make_task
+from runners.spec import resolve_run
+from runners.run import make_task, with_pretrained
 from suites.digits import DigitsResNet
 from suites.vision.digits_twins import DigitsFinetune
 
@@ -46,7 +46,7 @@ def test_finetune_trains_its_pretraining_once_then_finds_it(tmp_path, one_thread
 
 def test_finetune_starts_from_the_pretraining_checkpoint(tmp_path, one_thread):
     cfg = compose_cfg([*TINY_FINETUNE, f"results_dir={tmp_path}"])
-    model = make_task(cfg, torch.device("cpu")).build_model()
+    model = make_task(with_pretrained(resolve_run(cfg)), torch.device("cpu")).build_model()
     [pre] = pretrain_runs(tmp_path)
     state = torch.load(pre / records.CHECKPOINT_FILE, weights_only=True)["model"]
     assert torch.equal(model.early[0][0].weight, state["stem.0.weight"])
@@ -54,10 +54,10 @@ def test_finetune_starts_from_the_pretraining_checkpoint(tmp_path, one_thread):
 
 
 def test_finetune_run_id_depends_on_the_pretraining_config_not_its_place(tmp_path):
-    base = run_path(compose_cfg([*TINY_FINETUNE, "results_dir=/a"]))
-    assert run_path(compose_cfg([*TINY_FINETUNE, "results_dir=/b"])).name == base.name
+    base = resolve_run(compose_cfg([*TINY_FINETUNE, "results_dir=/a"])).path
+    assert resolve_run(compose_cfg([*TINY_FINETUNE, "results_dir=/b"])).path.name == base.name
     for change in ("task.pretrain.seed=1", "task.pretrain.task.epochs=2", "task.pretrain.optimizer.lr=1e-3"):
-        assert run_path(compose_cfg([*TINY_FINETUNE, "results_dir=/a", change])).name != base.name
+        assert resolve_run(compose_cfg([*TINY_FINETUNE, "results_dir=/a", change])).path.name != base.name
 
 
 def test_finetune_without_weights_says_how_to_get_them():

@@ -80,11 +80,12 @@ def test_wikitext_has_the_published_training_vocabulary(root):
 
 def test_the_full_size_blog_tasks_and_models_build_on_it(root, one_thread):
     from runners.run import make_task
+    from runners.spec import resolve_run
 
     overrides = [[f"task={name}", *(f"task.{k}='{v}'" if isinstance(v, str) else f"task.{k}={str(v).lower()}"
                                      for k, v in fabricated_conf(name, root).fabricated(root).items())]
                  for name in BLOG]
-    tasks = {name: make_task(cfg, torch.device("cpu")) for name, cfg in zip(BLOG, compose_all(overrides))}
+    tasks = {name: make_task(resolve_run(cfg), torch.device("cpu")) for name, cfg in zip(BLOG, compose_all(overrides))}
 
     cifar = tasks["cifar10_wrn22"]
     assert len(cifar.train) == 5 * fake.CIFAR_PER_BATCH and len(cifar.test) == fake.CIFAR_TEST

@@ -55,7 +55,7 @@ def test_an_unreadable_metrics_file_is_one_error_line_and_nothing_changes(finish
 
 
 def test_the_grid_sees_an_unreadable_run_as_corrupt(finished, tmp_path):
-    from runners.grid.job import read_status, rows_in
+    from runners.grid.search import read_status, rows_in
 
     _, path = copy_of(finished, tmp_path)
     (path / "metrics.jsonl").write_bytes(b"\xff\n")
@@ -118,7 +118,8 @@ def test_a_refused_run_removes_its_lock_yet_a_waiter_never_shares_it(tmp_path):
 def test_a_refusal_under_the_lock_leaves_no_directory(tmp_path):
     cfg = compose_cfg([*RUN, f"results_dir={tmp_path / 'results'}", "task.target.metric=foo"])
     from runners.run import execute
+    from runners.spec import resolve_run
 
     with pytest.raises(UserError, match="task.target.metric='foo' is not a metric"):
-        execute(cfg)
+        execute(resolve_run(cfg))
     assert not (tmp_path / "results").exists()

@@ -17,6 +17,7 @@ from runners.grid import progress
 from runners.grid.progress import duration, estimate, progress_line, read_progress, report_progress, start_progress
 
 from test_grid import REDUCED, ROOT, cell_records
+from test_report_fixtures import cell_record
 
 STARTED = 1_000_000.0
 
@@ -101,7 +102,7 @@ def test_progress_failures_never_fail_the_cell_nor_the_grid(tmp_path, monkeypatc
     blocker.write_text("")
     cfg = OmegaConf.create({"results_dir": str(tmp_path), "suite": "mini",
                             "grid": {"progress_dir": str(blocker / "progress"), "cell": 0}})
-    record = {"cell": "a/x/y/seed0", "task": "a", "status": "ok", "runs_trained": 0, "wall_s": 1.0}
+    record = cell_record("a/x/y/seed0")
     report_progress(cfg, [], record)  # its directory cannot be made: one line on stderr
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("[grid] a/x/y/seed0: progress not written to ")

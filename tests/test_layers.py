@@ -37,23 +37,27 @@ def test_results_is_the_torch_free_bottom_layer():
 
 
 @pytest.mark.parametrize("implementer,protocol", [
-    ("suites.vision.resnet_head:BodyHead", "NamedParamGroups"),
-    ("suites.digits:SmallResNet", "NamedParamGroups"),
-    ("suites.text.data:TextBatch", "ScaledBatch"),
-    ("suites.text.tasks:LanguageModelTask", "FinalMetrics"),
-    ("runners.ntasgd:NTASGD", "EpochEndHook"),
-    ("runners.ntasgd:NTASGD", "EvaluationWeights"),
+    ("suites.vision.resnet_head:BodyHead", "suites.base:NamedParamGroups"),
+    ("suites.digits:SmallResNet", "suites.base:NamedParamGroups"),
+    ("suites.text.data:TextBatch", "suites.base:ScaledBatch"),
+    ("suites.text.tasks:LanguageModelTask", "suites.base:FinalMetrics"),
+    ("runners.ntasgd:NTASGD", "runners.optimizers:OptimizerEpochEnd"),
+    ("runners.ntasgd:NTASGD", "runners.optimizers:EvaluationWeights"),
+    ("runners.schedule_free:AdamWScheduleFree", "runners.optimizers:EvaluationWeights"),
+    ("runners.schedule_free:AdamWScheduleFree", "runners.optimizers:RefreshesBatchNorm"),
+    ("runners.muon:MuonAdamW", "runners.optimizers:SplitsIOParams"),
 ])
 def test_optional_members_are_declared_as_implemented(implementer, protocol):
-    """Each optional member the engine probes for is declared in suites/base.py (a Protocol) under
-    the name its implementer uses, so the declarations cannot drift from the code."""
+    """Each optional member the engine reads (runners/capabilities.py) is declared as a Protocol — a
+    task's in suites/base.py, an optimizer's in runners/optimizers.py — under the name its implementer
+    uses, so the declarations cannot drift from the code."""
     import importlib
 
-    from suites import base
+    def load(path):
+        module, name = path.split(":")
+        return getattr(importlib.import_module(module), name)
 
-    module, name = implementer.split(":")
-    cls = getattr(importlib.import_module(module), name)
-    proto = getattr(base, protocol)
+    cls, proto = load(implementer), load(protocol)
     members = set(getattr(proto, "__annotations__", {})) | {k for k in vars(proto) if not k.startswith("_")}
     missing = {m for m in members if not hasattr(cls, m) and m not in getattr(cls, "__dataclass_fields__", {})}
     assert members and not missing, f"{implementer} lacks {protocol} member(s) {sorted(missing)}"

@@ -12,7 +12,7 @@ import torch
 
 from conftest import ROOT, compose_all, compose_cfg, execute_at
 from results.errors import UserError
-from runners.config import configured_clip, configured_lr, resolve_schedule, typed_run, validate
+from runners.spec import configured_clip, configured_lr, resolve_run, resolve_schedule, validate
 from runners.grid.cells import cell_overrides
 
 LMS = ("awd_lstm_wt2", "qrnn_wt2", "synth_awd_lstm", "synth_qrnn")
@@ -32,7 +32,7 @@ def test_language_models_clip_every_optimizer_at_its_sourced_value(task):
     clips = {name: configured_clip(cfg) for name, cfg in zip(names, cfgs)}
     expected = {name: 0.25 if name in SGD_FAMILY else 0.12 for name in names}
     assert clips == {name: (value, f"task.clip_grad[{name}]") for name, value in expected.items()}
-    assert [typed_run(cfg).clip_grad for cfg in cfgs] == list(expected.values())  # what the engine reads
+    assert [resolve_run(cfg).run.clip_grad for cfg in cfgs] == list(expected.values())  # what the engine reads
     assert all(cfg.clip_grad is None for cfg in cfgs)  # the composed config keeps the null (the run id)
 
 
@@ -42,7 +42,7 @@ def test_vision_tasks_do_not_clip_and_the_run_and_recipes_keep_their_own():
         ["task=awd_lstm_wt2", "clip_grad=0"], ["+recipe=awd_lstm_blog"], ["+recipe=qrnn_reference"]])
     assert configured_clip(vision) == (None, "none given: no clipping")
     assert configured_clip(run_set) == (0.5, "clip_grad")
-    assert configured_clip(off) == (None, "clip_grad=0: no clipping") and typed_run(off).clip_grad is None
+    assert configured_clip(off) == (None, "clip_grad=0: no clipping") and resolve_run(off).run.clip_grad is None
     assert configured_clip(blog) == (0.12, "clip_grad") and configured_clip(ref) == (0.25, "clip_grad")
 
 

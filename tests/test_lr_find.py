@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from runners.config import LRFindConf, OptimizerConf, RunConf
-from runners.run import resolve_lr
-from runners.lr_find import cache_path, lr_range_test
+from runners.run import make_task
+from runners.spec import resolve_run
+from runners.lr_find import cache_path, find_lr, lr_range_test
 from suites.base import TaskConf
 from conftest import compose_cfg
 
@@ -72,10 +73,16 @@ def compose_run(tmp_path, *overrides):
                         "~task.lr.adamw", *overrides])
 
 
+def resolve_lr(cfg) -> tuple[float, str]:
+    """The run's LR as runners/run.py prepare takes it: its config's, else the range test's."""
+    spec = resolve_run(cfg)
+    return spec.lr or find_lr(spec, make_task(spec, torch.device("cpu")), torch.device("cpu"))
+
+
 def test_no_recipe_lr_runs_the_test_once_and_caches_it(tmp_path, monkeypatch):
     cfg = compose_run(tmp_path, "optimizer=adamw", "lr_find.steps=12")
     lr, origin = resolve_lr(cfg)
-    path = cache_path(cfg)
+    path = cache_path(resolve_run(cfg))
     assert path.exists() and origin == f"lr_find[{path.name}]"
     record = json.loads(path.read_text())
     assert record["lr"] == lr > 0 and record["optimizer"] == "adamw" and "rule" in record
@@ -83,11 +90,11 @@ def test_no_recipe_lr_runs_the_test_once_and_caches_it(tmp_path, monkeypatch):
 
     import runners.lr_find as lr_find
 
-    monkeypatch.setattr(lr_find, "run_and_record", lambda cfg: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(lr_find, "lr_range_test", lambda *a: (_ for _ in ()).throw(AssertionError))
     # Another schedule, same (task, optimizer): the cached test answers without training.
     assert resolve_lr(compose_run(tmp_path, "optimizer=adamw", "lr_find.steps=12",
                                   "schedule=reference")) == (lr, origin)
     # A table entry wins over the test.
     assert resolve_lr(compose_run(tmp_path, "optimizer=sgd")) == (0.1, "task.lr[sgd]")
     # Different test settings are a different test (a new cache key).
-    assert cache_path(compose_run(tmp_path, "optimizer=adamw", "lr_find.steps=13")) != path
+    assert cache_path(resolve_run(compose_run(tmp_path, "optimizer=adamw", "lr_find.steps=13"))) != path

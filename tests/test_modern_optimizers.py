@@ -9,7 +9,7 @@ from torch import nn
 from conftest import CONF, TINY, compose_all, compose_cfg, execute_at
 from results import records
 from results.errors import UserError
-from runners.config import configured_lr, configured_wd, resolve_schedule, validate
+from runners.spec import configured_lr, configured_wd, resolve_run, resolve_schedule, validate
 from runners.muon import MuonAdamW
 from runners.optimizers import apply_weight_decay, build_optimizer, set_lr, set_momentum
 from runners.run import execute, make_task
@@ -92,7 +92,7 @@ def test_sf_adamw_resumes_exactly_through_the_engine(tmp_path):
             raise Killed
 
     with pytest.raises(Killed):
-        execute(killed_cfg, after_epoch=kill_after_2)
+        execute(resolve_run(killed_cfg), after_epoch=kill_after_2)
     path = tmp_path / "killed" / clean.relative_to(tmp_path / "clean")
     state = torch.load(path / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and all(g["train_mode"] for g in state["optimizer"]["param_groups"])
@@ -168,7 +168,7 @@ def test_adamw_groups_match_torch_adamw():
 
 def split_of(task):
     cfg = compose_cfg([f"task={task}", "optimizer=muon"])
-    model = make_task(cfg, torch.device("cpu")).build_model()
+    model = make_task(resolve_run(cfg), torch.device("cpu")).build_model()
     opt = build_optimizer({**OmegaConf.to_container(cfg.optimizer), "weight_decay": WD}, model, 1e-3,
                           list(cfg.task.io_params))
     names = {id(p): n for n, p in model.named_parameters()}
@@ -187,7 +187,7 @@ def test_muon_split_of_a_vision_twin():
 
 
 def names_of(task):
-    return [n for n, _ in make_task(compose_cfg([f"task={task}"]), torch.device("cpu")).build_model()
+    return [n for n, _ in make_task(resolve_run(compose_cfg([f"task={task}"])), torch.device("cpu")).build_model()
             .named_parameters()]
 
 
@@ -244,6 +244,7 @@ def test_each_trains_through_the_engine(optimizer, tmp_path):
 def test_batchnorm_statistics_are_recomputed_at_the_evaluation_weights():
     from contextlib import contextmanager
 
+    from runners.capabilities import Capabilities
     from runners.engine import evaluate
 
     torch.manual_seed(0)
@@ -269,11 +270,12 @@ def test_batchnorm_statistics_are_recomputed_at_the_evaluation_weights():
             yield
 
     frozen = model[2].running_mean.clone()
-    evaluate(Task(), model, Optimizer(), "cpu", "fp32", refresh_batches=lambda: batches)
+    evaluate(Task(), model, Capabilities.of(Task(), Optimizer()), "cpu", "fp32", refresh_batches=lambda: batches)
     with torch.no_grad():
         means = [model[0](b).mean(0) for b in batches[:2]]
     (mean, training), = seen
     assert not training and torch.allclose(mean, (means[0] + means[1]) / 2, atol=1e-6)
     assert model[1].momentum == 0.1 and torch.equal(model[2].running_mean, frozen)
-    evaluate(Task(), model, object(), "cpu", "fp32", refresh_batches=lambda: batches)  # no refresh asked
+    evaluate(Task(), model, Capabilities.of(Task(), object()), "cpu", "fp32",
+             refresh_batches=lambda: batches)  # no refresh asked
     assert torch.equal(seen[1][0], seen[0][0])

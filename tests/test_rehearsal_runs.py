@@ -78,7 +78,7 @@ def test_the_pre_run_model_check_loads_pretrained_weights_without_a_warning_each
     from omegaconf import OmegaConf
 
     from runners.checks import model_problems
-    from runners.config import typed_run
+    from runners.spec import resolve_run
     from runners.run import make_task
 
     root = tmp_path / "data"
@@ -86,10 +86,10 @@ def test_the_pre_run_model_check_loads_pretrained_weights_without_a_warning_each
     base = ["task=cars_resnet50", f"results_dir={tmp_path}", "epochs=2", "task.batch_size=4"]
     overrides = OmegaConf.to_object(compose_cfg(base).task).fabricated(root)
     cfg = compose_cfg([*base, *(f"task.{k}={v}" for k, v in overrides.items())])
-    task = make_task(cfg, "cpu")
+    task = make_task(resolve_run(cfg), "cpu")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert model_problems(task, typed_run(cfg), 0.01) == []
+        assert model_problems(task, resolve_run(cfg).run, 0.01) == []
     assert not [w for w in caught if "meta parameter" in str(w.message)]
 
 

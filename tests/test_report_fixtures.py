@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from results import records
+from results.cell import CellRecord
 
 TARGET = 0.9
 TASK_EPOCHS = 8
@@ -159,7 +160,7 @@ def write_study(results: Path, suite: str, task: str, optimizer: str, schedule: 
     kept = [(n, t) for n, t in enumerate(trials) if t[3] != "pruned"]
     best, (lr, wd, score, *_) = min(kept, key=lambda item: item[1][2])
     space = {"lr": [lr0 / 10, lr0 * 10], **({"weight_decay": [wd0 / 10, wd0 * 10]} if wd0 else {})}
-    # "trials" counts every counted trial, pruned ones included (runners/tuning.py write_outcome).
+    # "trials" counts every counted trial, pruned ones included (runners/grid/tuning.py write_outcome).
     return write_outcome(results, suite, task, optimizer, schedule, lr=lr, weight_decay=wd, best_trial=best,
                          best_score=score, trials=len(trials), pruned=len(trials) - len(kept), cost_epochs=cost,
                          space=space, budget=budget, split="validation", pruning=True, runs=runs)
@@ -171,13 +172,22 @@ def write_cell_records(results: Path, suite: str, task: str, optimizer: str, sch
     folder = results / "grids" / suite / "cells"
     folder.mkdir(parents=True, exist_ok=True)
     for seed, seed_labels in labels.items():
-        record = {"cell": f"{task}/{optimizer}/{schedule}/seed{seed}", "task": task, "recipe": None,
-                  "optimizer": optimizer, "schedule": schedule, "seed": seed, "status": "ok",
-                  "tuned": tuning is not None, "tuning": tuning,
-                  "probes": [{"budget": 0, "run_id": fixture_id(label), "action": "trained"}
-                             for label in seed_labels]}
+        record = cell_record(f"{task}/{optimizer}/{schedule}/seed{seed}", task=task, optimizer=optimizer,
+                             schedule=schedule, seed=seed, tuned=tuning is not None, tuning=tuning,
+                             probes=[{"budget": 0, "run_id": fixture_id(label), "action": "trained"}
+                                     for label in seed_labels])
         key = records.run_id({"labels": seed_labels})
-        (folder / f"{task}__{optimizer}__{schedule}__s{seed}__{key}.json").write_text(json.dumps(record))
+        record.write(folder / f"{task}__{optimizer}__{schedule}__s{seed}__{key}.json")
+
+
+def cell_record(cell: str, **fields) -> CellRecord:
+    """A cell record as the grid writes one (results/cell.py), `fields` set, the rest plain."""
+    task, rest = cell.split("/", 1)
+    plain = dict(cell=cell, task=task, recipe=None, tuned=False, tuning=None, optimizer="o", schedule="s",
+                 seed=0, budget_free=False, max_epochs=1, lr=None, status="ok", error=None,
+                 epochs_to_target=None, censored=False, probes=[], runs_trained=0, trunk=None,
+                 epochs_trained=0, started="2026-01-01T00:00:00", ended="2026-01-01T00:00:01", wall_s=1.0)
+    return CellRecord(**{**plain, **fields})
 
 
 def write_tuned_cell(results: Path, suite: str, optimizer: str, schedule: str, reach: list[int | None],

@@ -14,9 +14,9 @@ from report.__main__ import main
 from report.analysis import analyse
 from report.gate import check, load_baseline, snapshot
 from report.load import load_suite
-from report.rehearsal import MARK, PROFILE_TABLE, plan_hours, predict_epoch_s
+from report.rehearsal import MARK, PROFILE_TABLE, failed_cells, plan_hours, predict_epoch_s
 from results.records import load_run
-from test_report_fixtures import fixture_id, write_run, write_suite, write_trial
+from test_report_fixtures import cell_record, fixture_id, write_run, write_suite, write_trial
 
 SUITE = "blog-rehearsal"
 MIB = 2**20
@@ -169,9 +169,7 @@ def test_rehearsal_gate_fails_on_a_failed_run_a_failed_cell_and_a_planned_task_n
     write_run(tmp_path, SUITE, "crashed", seed=3, status="failed", error="CUDA out of memory",
               fabricated_data=True)
     cells = tmp_path / "grids" / SUITE / "cells"
-    cells.mkdir(parents=True)
-    (cells / "x.json").write_text(json.dumps({"cell": "wt2_lm/+lm_blog/seed0", "status": "failed",
-                                              "error": "ValueError: bad shape"}))
+    cell_record("wt2_lm/+lm_blog/seed0", status="failed", error="ValueError: bad shape").write(cells / "x.json")
     assert main(["check", f"suite={SUITE}", f"results_dir={tmp_path}"]) == 1
     out = capsys.readouterr().out
     assert f"FAILED: {fixture_id('crashed')}: failed: CUDA out of memory" in out
@@ -255,3 +253,11 @@ def test_tensorboard_hparams_carry_the_mark(tmp_path):
     old = write_run(tmp_path, "mini", "old")
     assert hparams(load_run(fake))["fabricated_data"] is True
     assert "fabricated_data" not in hparams(load_run(old))  # absent in old records: left out, not False
+
+
+def test_a_cell_record_of_an_older_shape_is_named_not_half_read(tmp_path):
+    cells = tmp_path / "grids" / SUITE / "cells"
+    cells.mkdir(parents=True)
+    (cells / "old.json").write_text(json.dumps({"cell": "wt2_lm/+lm_blog/seed0", "status": "failed"}))
+    [line] = failed_cells(tmp_path, SUITE)
+    assert line.startswith("cell record old.json:") and "without task" in line and "older version" in line

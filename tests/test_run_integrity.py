@@ -176,9 +176,9 @@ def test_grid_keeps_a_missing_dataset_message_whole():
 
 
 def test_a_task_cache_lives_under_results_dir_not_the_cwd(tmp_path):
-    from runners.run import task_config
+    from runners.spec import resolve_run
 
     cfg = compose_cfg(["task=cars_resnet50", f"results_dir={tmp_path}/r"])
-    assert task_config(cfg).cache_dir == f"{tmp_path}/r/cache"
+    assert resolve_run(cfg).run.task.cache_dir == f"{tmp_path}/r/cache"
     cfg = compose_cfg(["task=cars_resnet50", f"results_dir={tmp_path}/r", f"task.cache_dir={tmp_path}/c"])
-    assert task_config(cfg).cache_dir == f"{tmp_path}/c"
+    assert resolve_run(cfg).run.task.cache_dir == f"{tmp_path}/c"

@@ -9,6 +9,7 @@ import torch
 
 from results.errors import UserError
 from runners.run import execute
+from runners.spec import resolve_run
 from suites.text.data import load_wikitext2
 from conftest import compose_cfg, execute_at
 
@@ -115,7 +116,7 @@ def test_ntasgd_switch_is_driven_by_the_engine_hook(wikitext_dir, results):
 
 def test_synthetic_target_must_match_the_floor(results):
     with pytest.raises(UserError, match="task.target.value="):
-        execute(compose_cfg(["task=synth_awd_lstm", "task.vocab_size=12", f"results_dir={results}"]))
+        execute(resolve_run(compose_cfg(["task=synth_awd_lstm", "task.vocab_size=12", f"results_dir={results}"])))
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The tuner (runners/tuning.py) on a toy problem with a known best LR (tests/toy_task.py: SGD converges
+"""The tuner (runners/grid/tuning.py) on a toy problem with a known best LR (tests/toy_task.py: SGD converges
 fastest at lr = 1, diverges beyond 2): it selects inside the good region, resumes a killed study without
 running a trial twice, and shares a study between workers without running one trial twice."""
 import json
@@ -35,7 +35,7 @@ def study(results):
 
 
 def test_tuning_selects_inside_the_known_good_region(tmp_path, one_thread):
-    from runners.tuning import tune
+    from runners.grid.tuning import tune
 
     outcome = tune(toy_cell(str(tmp_path), trials=8))
     assert 0.4 <= outcome["lr"] <= 1.7, outcome  # converged within the budget near lr = 1; > 2 diverges

@@ -10,8 +10,9 @@ from results.errors import UserError
 from results.tuning import recorded_score, trial_score
 from runners.config import OneCycleConf
 from runners.grid import plan
-from runners.grid.cells import TuningSettings, cell_overrides
-from runners.tuning import open_study, trial_budget, trial_config, trial_run_ids, tune
+from runners.grid.cells import cell_overrides
+from runners.grid.settings import TuningSettings
+from runners.grid.tuning import open_study, trial_budget, trial_config, trial_run_ids, tune
 from toy_task import toy_cell
 
 TARGET = {"metric": "val_acc", "value": 0.9, "mode": "max"}

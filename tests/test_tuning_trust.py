@@ -7,8 +7,8 @@ import shutil
 import optuna
 
 from results import records
-from runners import tuning
-from runners.config import run_path
+from runners.grid import tuning
+from runners.spec import resolve_run
 from runners.grid import plan
 from runners.grid.cells import compose_many
 from toy_task import toy_cell
@@ -87,4 +87,4 @@ def test_the_trust_check_names_the_run_a_trial_makes(tmp_path):
         ("synth_awd_lstm", "sf_adamw", "warmup")]])
     for cfg in [*cells, toy_cell(str(tmp_path))]:
         for params in ({"lr": 0.003, "weight_decay": 0.01}, {"lr": 1.5}):
-            assert tuning.trial_run_ids(cfg)(params) == run_path(tuning.trial_config(cfg, params, 7)).name
+            assert tuning.trial_run_ids(cfg)(params) == resolve_run(tuning.trial_config(cfg, params, 7)).path.name

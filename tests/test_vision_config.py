@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import compose_cfg
-from runners.config import configured_lr, resolve_schedule, validate
+from runners.spec import configured_lr, resolve_schedule, validate
 from runners.engine import plan_stages
 from runners.schedules import build_schedule
 

@@ -12,7 +12,8 @@ from results import records
 from results.errors import UserError
 from results.targets import Target
 from runners.checks import schedule_problems
-from runners.config import WsdConf, run_path
+from runners.config import WsdConf
+from runners.spec import resolve_run
 from runners.grid import job
 from runners.grid.cells import run_config
 from runners.grid.plan import plan_cell
@@ -43,19 +44,19 @@ def test_branch_equals_a_from_scratch_run_exactly(tmp_path):
     cell, scratch_cell = wsd_cell(tmp_path / "a"), wsd_cell(tmp_path / "b")
     budget = 10
     branch = run_config(cell, epochs=budget)
-    assert Trunk(cell).seed(branch, budget)  # trunk trained to s(10) = 8, branch seeded there
-    path = run_path(branch)
+    assert Trunk(cell).seed(resolve_run(branch), budget)  # trunk trained to s(10) = 8, branch seeded there
+    path = resolve_run(branch).path
     status = records.read_status(path / records.STATUS_FILE)
     assert status["status"] == "running" and status["branched_from"]["epoch"] == 8
-    final = execute(branch)
-    scratch = execute(run_config(scratch_cell, epochs=budget))
-    other = run_path(run_config(scratch_cell, epochs=budget))
+    final = execute(resolve_run(branch))
+    scratch = execute(resolve_run(run_config(scratch_cell, epochs=budget)))
+    other = resolve_run(run_config(scratch_cell, epochs=budget)).path
     assert path.name == other.name  # the same run id: a branch IS the WSD run of its budget
     assert rows(path) == rows(other) and len(rows(path)) == budget
     assert final["final"] == scratch["final"] and final["branched_from"]["epoch"] == 8
     records.read_run(path)  # check_finished accepts it: rows == epochs_done, config hashes to its id
     assert json.loads((path / records.RESUMES_FILE).read_text())["epochs_done"] == 8
-    assert execute(branch) == final  # finished: never retrained
+    assert execute(resolve_run(branch)) == final  # finished: never retrained
 
 
 def search(cfg, branching: bool, monkeypatch):
@@ -119,21 +120,21 @@ class Killed(BaseException):
 def test_killed_branch_resumes_to_the_same_records(tmp_path):
     cell, budget = wsd_cell(tmp_path / "a"), 10
     branch = run_config(cell, epochs=budget)
-    Trunk(cell).seed(branch, budget)
+    Trunk(cell).seed(resolve_run(branch), budget)
 
     def kill_in_cooldown(row):
         if row["epoch"] == 9:  # after the first cooldown epoch (rows 1-8 came from the trunk)
             raise Killed
 
     with pytest.raises(Killed):
-        execute(branch, after_epoch=kill_in_cooldown)
-    path = run_path(branch)
+        execute(resolve_run(branch), after_epoch=kill_in_cooldown)
+    path = resolve_run(branch).path
     assert records.read_status(path / records.STATUS_FILE)["status"] == "running"
-    assert not Trunk(cell).seed(branch, budget)  # a started branch is never re-seeded
-    execute(branch)
+    assert not Trunk(cell).seed(resolve_run(branch), budget)  # a started branch is never re-seeded
+    execute(resolve_run(branch))
     scratch_cell = wsd_cell(tmp_path / "b")
-    execute(run_config(scratch_cell, epochs=budget))
-    assert rows(path) == rows(run_path(run_config(scratch_cell, epochs=budget)))
+    execute(resolve_run(run_config(scratch_cell, epochs=budget)))
+    assert rows(path) == rows(resolve_run(run_config(scratch_cell, epochs=budget)).path)
 
 
 @pytest.mark.parametrize("change,message", [
@@ -149,7 +150,7 @@ def test_bad_wsd_values_are_refused(tmp_path, change, message):
     cfg = run_config(wsd_cell(tmp_path), epochs=4)
     cfg.schedule.merge_with(change)
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace("[", r"\[")):
-        execute(cfg)
+        execute(resolve_run(cfg))
     assert not (tmp_path / "runs").exists()  # refused before anything is written
 
 

@@ -49,7 +49,7 @@ class ToyTask(Task):
 def toy_cell(results_dir: str, trials: int = 8, **task):
     """A grid cell of the toy task: SGD without momentum, constant LR around the sourced 1.0."""
     from runners.config import ConstantConf, OptimizerConf
-    from runners.grid.cells import GridConf
+    from runners.grid.settings import GridConf
 
     cfg = OmegaConf.structured(GridConf)
     cfg.task = OmegaConf.structured(ToyConf(lr={"sgd": 1.0}, **task))
@@ -64,6 +64,6 @@ def toy_cell(results_dir: str, trials: int = 8, **task):
 if __name__ == "__main__":  # python toy_task.py RESULTS_DIR TRIALS STEP_SLEEP: one tuning worker
     import sys
 
-    from runners.tuning import tune
+    from runners.grid.tuning import tune
 
     print(tune(toy_cell(sys.argv[1], int(sys.argv[2]), step_sleep=float(sys.argv[3])))["best_trial"])

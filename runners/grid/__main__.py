@@ -20,19 +20,22 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from results.errors import UserError
+from results.layout import Layout
 from results.records import write_text_atomic
 from suites.data import survey
 
-from ..config import resolve_schedule, validate
 from ..overrides import check_overrides
 from ..preflight import check_writable, nothing_left_if_refused
+from ..spec import resolve_run
 from .cells import CONF_DIR, cell_name, cell_overrides, compose_many, run_config, split_args
 from .data import ensure_data, plan_lines, suite_needs
-from .plan import format_plan, planned_lr
+from .job import run_cell_job
+from .plan import format_plan
 from .preflight import check_storage
 from .progress import start_progress
 from .rehearsal import rehearse_cells, write_info
 from .summary import summarise
+from .watchdog import mark_parent
 
 USAGE = ("usage: python -m runners.grid [suite=mini|nightly|blog|modern|modern_mini] [plan=true] "
          "[rehearsal=true] [hydra/launcher=...] [key=value ...]")
@@ -92,13 +95,11 @@ def parallel_arguments(suite: str, args: list[str]) -> list[str]:
 def check_cells(cells) -> None:
     """Bad input fails here, before anything trains (UserError names the cell and the key)."""
     for cfg in cells:
-        run_cfg = run_config(cfg)
-        lr, _ = planned_lr(run_cfg)
         try:
             problems = OmegaConf.to_object(cfg.grid).problems()
             if problems:
                 raise UserError(problems[0])
-            validate(run_cfg, resolve_schedule(run_cfg), lr)
+            resolve_run(run_config(cfg))
         except UserError as exc:
             raise UserError(f"{cell_name(cfg)}: {exc}") from None
 
@@ -108,7 +109,7 @@ def write_cells(cells, results_dir: str, suite: str) -> Path:
     directory named by their content."""
     texts = [OmegaConf.to_yaml(OmegaConf.create(OmegaConf.to_container(c, resolve=True))) for c in cells]
     digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:12]
-    directory = Path(results_dir) / "grids" / suite / "launches" / digest
+    directory = Layout.at(results_dir).launch(suite, digest)
     try:
         for i, text in enumerate(texts):
             if not (directory / f"{i}.yaml").exists():
@@ -123,9 +124,6 @@ def launch(suite: str, cells_dir: Path, count: int, launcher_args: list[str]) ->
     """The one Hydra multirun: a job per cell index (the launcher decides where each runs)."""
     import hydra
     from hydra.core.global_hydra import GlobalHydra
-
-    from .job import run_cell_job
-    from .watchdog import mark_parent
 
     mark_parent()  # joblib workers end with this process (runners/grid/watchdog.py)
     GlobalHydra.instance().clear()

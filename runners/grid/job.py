@@ -21,31 +21,20 @@ import filelock
 from omegaconf import DictConfig, OmegaConf
 
 from results import records
+from results.cell import CellRecord
 from results.errors import UserError
-from results.targets import seed_epochs_to_target
+from results.layout import Layout
+from suites import TASK_SCHEMAS
 
-from ..budget import search_budget
-from ..config import run_path
-from .cells import GridConf, cell_name, cell_path, is_budget_free, run_config, searches_budget
+from ..run import execute
+from ..spec import RunSpec
+from .cells import cell_name, cell_path, is_budget_free
+from .progress import report_progress
+from .search import cell_spec, is_tuned, read_status, rows_in, search_cell
+from .settings import GridConf
+from .tuning import tune, tuned
 from .watchdog import watch_parent
 from .wsd import Trunk, branch_epoch, branches
-
-
-def read_status(path: Path) -> dict | None:
-    """The run's status, checked against its files (records.read_run): a broken finished run is
-    "corrupt", never cached — `execute` then says what is wrong and the cell fails."""
-    try:
-        return records.read_run(path)[0]
-    except (records.CorruptRecord, OSError, UnicodeDecodeError):  # also a non-UTF-8 file, a directory
-        return {"status": "corrupt"}
-
-
-def rows_in(path: Path) -> int:
-    """Whole metrics rows of the run at `path`, 0 when there are none to trust (execute says why)."""
-    try:
-        return len(records.read_metrics(path / records.METRICS_FILE))
-    except (records.CorruptRecord, OSError, UnicodeDecodeError):
-        return 0
 
 
 def error_line(exc: Exception) -> str:
@@ -63,14 +52,12 @@ class ProbeRunner:
         self.cfg = cfg
         self.runs: list[dict] = []
         self.trunk: Trunk | None = None  # a WSD cell's, made at its first probe (after any tuning)
+        self.spec: RunSpec | None = None
 
     def run(self, budget: int, stop_at_target: bool) -> dict:
-        from ..run import execute  # torch and the engine load only when a job really trains
-
-        cfg = run_config(self.cfg, epochs=budget, stop_at_target=stop_at_target)
-        if not sys.stderr.isatty():
-            cfg.progress = False
-        path = run_path(cfg)
+        self.spec = self.spec or cell_spec(self.cfg)
+        spec = self.spec.with_budget(budget, stop_at_target)
+        path = spec.path
         before = read_status(path)
         action = "cached" if before and before["status"] in records.FINAL_STATUSES else (
             "resumed" if before else "trained")
@@ -81,12 +68,12 @@ class ProbeRunner:
         else:
             if branches(self.cfg):
                 self.trunk = self.trunk or Trunk(self.cfg)
-                if self.trunk.seed(cfg, budget):
+                if self.trunk.seed(spec, budget):
                     entry.update(action="branched", branched_at=branch_epoch(self.cfg, budget))
             # Rows without a status are moved aside by execute (RunFiles.is_orphaned): none carried over.
             done_before = rows_in(path) if read_status(path) is not None else 0
             try:
-                status = execute(cfg)
+                status = execute(spec)
             finally:  # also a failed run: its status says why
                 failed = read_status(path) or {}
                 entry.update(status=failed.get("status", "failed"), epochs_done=failed.get("epochs_done"),
@@ -97,86 +84,33 @@ class ProbeRunner:
         return status
 
 
-class DryRunner:
-    """The plan's runner: a recorded run's outcome where there is one, else an assumed one — a probe hits
-    iff its budget is at least `grid.assumed_fraction` of the maximum — and the epochs left to train."""
-
-    def __init__(self, cfg: DictConfig):
-        self.cfg = cfg
-        self.runs: list[dict] = []
-        self.trunk_needed = 0  # a WSD cell: the last trunk epoch its planned branches start from
-
-    def run(self, budget: int, stop_at_target: bool) -> dict:
-        recorded = read_status(run_path(run_config(self.cfg, epochs=budget,
-                                                          stop_at_target=stop_at_target)))
-        if recorded and recorded["status"] in records.FINAL_STATUSES:
-            self.runs.append({"budget": budget, "state": "done", "cost": 0, "status_dict": recorded})
-            return recorded
-        hit = budget >= self.cfg.grid.assumed_fraction * int(self.cfg.task.epochs)
-        assumed = {"status": "completed", "epochs": budget, "target_met_at_end": hit,
-                   "epochs_to_target": None, "budget_free": is_budget_free(self.cfg)}
-        done_epochs = int((recorded or {}).get("epochs_done") or 0)
-        if recorded is None and branches(self.cfg) and branch_epoch(self.cfg, budget) > 0:
-            done_epochs = branch_epoch(self.cfg, budget)  # from the trunk: only its cooldown is trained
-            self.trunk_needed = max(self.trunk_needed, done_epochs)
-        self.runs.append({"budget": budget, "state": "resume" if recorded else "todo",
-                          "cost": budget - done_epochs, "status_dict": assumed})
-        return assumed
-
-
-def is_tuned(cfg: DictConfig) -> bool:
-    """Grid cells are tuned when the suite asks for trials; a recipe cell runs as published."""
-    return bool(cfg.grid.tuning.trials) and cfg.get("recipe") is None
-
-
-def search_cell(cfg: DictConfig, runner) -> int | None:
-    """Run (or plan) the cell: the epochs to target, None when not reached."""
-    max_epochs = int(cfg.task.epochs)
-    if not searches_budget(cfg):
-        runner.run(max_epochs, stop_at_target=is_budget_free(cfg))
-    else:
-        start = max(int(cfg.grid.ladder_start), len(cfg.task.stages), 1)
-
-        def reaches(budget: int) -> bool:
-            status = runner.run(budget, stop_at_target=bool(cfg.stop_at_target))
-            return status["status"] == "completed" and bool(status.get("target_met_at_end"))
-
-        result = search_budget(reaches, max_epochs, start, float(cfg.grid.ladder_factor))
-        for entry, probe in zip(runner.runs, result.probes):
-            entry["phase"] = probe.phase
-    completed = [r["status_dict"] for r in runner.runs if (r.get("status_dict") or {}).get("status") == "completed"]
-    # The shared definition (results.targets) is the answer; the search only chose which runs to make.
-    return seed_epochs_to_target(completed).epochs if completed else None
-
-
 def cell_record(cfg: DictConfig, runs: list[dict], epochs: int | None, error: str | None,
-                started: str, wall_s: float, tuning: dict | None = None, trunk: dict | None = None) -> dict:
+                started: str, wall_s: float, tuning: dict | None = None, trunk: dict | None = None) -> CellRecord:
     """`trunk`: a WSD cell's stable run (runners/grid/wsd.py); `epochs_trained` counts its epochs too."""
     first = runs[0].get("status_dict", {}) if runs else {}
-    return {"cell": cell_name(cfg), "task": cfg.task.name, "recipe": cfg.get("recipe"),
-            "tuned": tuning is not None, "tuning": tuning,
-            "optimizer": cfg.optimizer.name, "schedule": cfg.schedule.name, "seed": int(cfg.seed),
-            "budget_free": is_budget_free(cfg), "max_epochs": int(cfg.task.epochs), "lr": first.get("lr"),
-            "status": "failed" if error else "ok", "error": error,
-            "epochs_to_target": epochs, "censored": error is None and epochs is None,
-            "probes": [{k: v for k, v in r.items() if k != "status_dict"} for r in runs],
-            "runs_trained": sum(r["action"] != "cached" for r in runs), "trunk": trunk,
-            "epochs_trained": sum(r.get("epochs_trained") or 0 for r in runs) + (trunk or {}).get(
-                "epochs_trained", 0), "started": started,
-            "ended": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
-            "wall_s": round(wall_s, 1)}
+    return CellRecord(
+        cell=cell_name(cfg), task=cfg.task.name, recipe=cfg.get("recipe"), tuned=tuning is not None,
+        tuning=tuning, optimizer=cfg.optimizer.name, schedule=cfg.schedule.name, seed=int(cfg.seed),
+        budget_free=is_budget_free(cfg), max_epochs=int(cfg.task.epochs), lr=first.get("lr"),
+        status="failed" if error else "ok", error=error, epochs_to_target=epochs,
+        censored=error is None and epochs is None,
+        probes=[{k: v for k, v in r.items() if k != "status_dict"} for r in runs],
+        runs_trained=sum(r["action"] != "cached" for r in runs), trunk=trunk,
+        epochs_trained=sum(r.get("epochs_trained") or 0 for r in runs) + (trunk or {}).get("epochs_trained", 0),
+        started=started, ended=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+        wall_s=round(wall_s, 1))
 
 
-def describe(record: dict) -> str:
-    probes = " ".join(f"{p['budget']}{'+' if p.get('hit') else '-'}" for p in record["probes"])
-    if record["error"]:
-        outcome = f"FAILED: {record['error']}"
-    elif record["censored"]:
-        outcome = f"not reached (> {record['max_epochs']})"
+def describe(record: CellRecord) -> str:
+    probes = " ".join(f"{p['budget']}{'+' if p.get('hit') else '-'}" for p in record.probes)
+    if record.error:
+        outcome = f"FAILED: {record.error}"
+    elif record.censored:
+        outcome = f"not reached (> {record.max_epochs})"
     else:
-        outcome = f"{record['epochs_to_target']} epochs"
-    return (f"[grid] {record['cell']}: {outcome} | probes {probes or '-'} | "
-            f"trained {record['runs_trained']}/{len(record['probes'])} | {record['wall_s']:.0f}s")
+        outcome = f"{record.epochs_to_target} epochs"
+    return (f"[grid] {record.cell}: {outcome} | probes {probes or '-'} | "
+            f"trained {record.runs_trained}/{len(record.probes)} | {record.wall_s:.0f}s")
 
 
 # What the launch tells a job in its `grid` section; the rest of the section is the cell's own, as composed
@@ -187,8 +121,6 @@ LAUNCH_KEYS = ("cell", "cells_dir", "progress_dir", "n_workers", "worker_devices
 def load_cell(job_cfg: DictConfig) -> DictConfig:
     """The job's cell, as the grid composed it before launching (typed again by its schemas), with the
     launch's own keys from the job's config."""
-    from suites import TASK_SCHEMAS
-
     cell = OmegaConf.load(Path(job_cfg.grid.cells_dir) / f"{int(job_cfg.grid.cell)}.yaml")
     schema = OmegaConf.structured(GridConf)
     task_schema = TASK_SCHEMAS.get(str(cell.task.name))
@@ -207,10 +139,8 @@ def run_cell_job(job_cfg: DictConfig) -> dict:
     pin_worker(cfg)
     try:
         if is_tuned(cfg):  # the cell group's study first (shared by its seeds), then at its best values
-            from ..tuning import tune, tuned
-
             tuning = tune(cfg)
-            runner.cfg = tuned(cfg, tuning)
+            runner = ProbeRunner(tuned(cfg, tuning))  # no probe has run yet
         epochs = search_cell(runner.cfg, runner)
         if runner.trunk:
             runner.trunk.release()
@@ -223,13 +153,11 @@ def run_cell_job(job_cfg: DictConfig) -> dict:
     record = cell_record(cfg, runner.runs, epochs, error, started, time.perf_counter() - clock, tuning,
                          runner.trunk.record() if runner.trunk else None)
     try:
-        records.write_json_atomic(cell_path(cfg), record)
+        record.write(cell_path(cfg))
     except (OSError, UserError) as exc:  # read-only or full: the summary will find the cell unrecorded
-        print(f"[grid] {record['cell']}: error: its record {cell_path(cfg)} could not be written "
+        print(f"[grid] {record.cell}: error: its record {cell_path(cfg)} could not be written "
               f"({getattr(exc, 'strerror', None) or exc})", file=sys.stderr, flush=True)
     print(describe(record), flush=True)
-    from .progress import report_progress  # here: progress -> plan -> job
-
     report_progress(cfg, runner.runs, record)
     return record
 
@@ -253,7 +181,7 @@ def pin_worker(cfg: DictConfig) -> str:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(settings.n_workers)))
         _WorkerSlot.label = f"cpu threads {torch.get_num_threads()}"
         return _WorkerSlot.label
-    lock_dir = Path(cfg.results_dir) / "grids" / ".slots"
+    lock_dir = Layout.at(cfg.results_dir).worker_slots()
     lock_dir.mkdir(parents=True, exist_ok=True)
     while _WorkerSlot.lock is None:
         for device in settings.worker_devices:

@@ -10,20 +10,20 @@ from omegaconf import DictConfig
 
 from results import records
 
-from ..config import configured_lr
+from ..lr_find import cached_lr
+from ..spec import resolve_run
 from .cells import cell_name, is_budget_free, run_config
-from .job import DryRunner, is_tuned, search_cell
+from .search import DryRunner, is_tuned, search_cell
+from .tuning import read_outcome, trial_budget, tuned
 from .wsd import branches, planned_trunk
 
 
 def planned_lr(run_cfg: DictConfig) -> tuple[float | None, str]:
     """The LR a run would use, without running an LR range test (None: the test is still to run)."""
-    configured = configured_lr(run_cfg)
-    if configured:
-        return configured
-    from ..lr_find import cached_lr
-
-    lr = cached_lr(run_cfg)
+    spec = resolve_run(run_cfg)
+    if spec.lr:
+        return spec.lr.value, spec.lr.origin
+    lr = cached_lr(spec)
     return lr, "lr_find (cached)" if lr is not None else "lr_find (to run)"
 
 
@@ -32,8 +32,6 @@ def plan_cell(cfg: DictConfig) -> dict:
     study has an outcome its runs vouch for; until then they are all to do."""
     pending = False
     if is_tuned(cfg):
-        from ..tuning import read_outcome, tuned
-
         outcome = read_outcome(cfg)
         pending = outcome is None
         if not pending:
@@ -149,10 +147,8 @@ def studies(cells: list[DictConfig]) -> dict[tuple[str, str, str], int]:
 
 def study_epochs(cfg: DictConfig) -> tuple[float, float]:
     """Epochs left to the cell's study, (without pruning, with successive halving): its trials, each at
-    the tuning budget (halving: only where the study may prune, runners/tuning.py prunes); 0 once it has
+    the tuning budget (halving: only where the study may prune, runners/grid/tuning.py prunes); 0 once it has
     an outcome its runs vouch for."""
-    from ..tuning import read_outcome, trial_budget
-
     if read_outcome(cfg) is not None:
         return 0.0, 0.0
     settings, budget = cfg.grid.tuning, trial_budget(cfg)

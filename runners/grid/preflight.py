@@ -1,5 +1,5 @@
 """What the grid checks once its cells are known and before any job starts: that the tuning studies'
-storage opens (runners/tuning.py `storage`) — else every tuned cell would launch only to fail on it,
+storage opens (runners/grid/tuning.py `storage`) — else every tuned cell would launch only to fail on it,
 with Optuna's or SQLAlchemy's error in its record."""
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from results.errors import UserError
+
+from .search import is_tuned
 
 # Backends whose driver takes a connect timeout: a wrong host should not hold the grid for minutes.
 TIMEOUT_ARGS = {"postgresql": {"connect_timeout": 10}, "mysql": {"connect_timeout": 10}}
@@ -48,8 +50,6 @@ def storage_problem(setting: str | None) -> str | None:
 
 def check_storage(cells: list[DictConfig]) -> None:
     """Refuse the launch when a tuned cell's storage does not open (one look per distinct setting)."""
-    from .job import is_tuned
-
     for setting in dict.fromkeys(c.grid.tuning.storage for c in cells if is_tuned(c)):
         problem = storage_problem(setting)
         if problem:

@@ -19,6 +19,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from results import records
+from results.cell import CellRecord
 
 from .plan import epoch_seconds, measured_epoch_seconds, plan_cell, run_epoch_seconds, studies, study_epochs
 
@@ -53,7 +54,7 @@ def start_progress(cells: list[DictConfig], cells_dir: Path) -> list[str]:
     return [f"grid.progress_dir={directory}"]
 
 
-def cell_progress(cfg: DictConfig, runs: list[dict], record: dict) -> dict:
+def cell_progress(cfg: DictConfig, runs: list[dict], record: CellRecord) -> dict:
     """The job's progress file: its outcome, runs and epochs trained (a resumed run counts whole), wall time,
     and the epoch times of the runs it completed (they join the measured ones)."""
     trained = [r for r in runs if r["action"] != "cached"]
@@ -67,12 +68,12 @@ def cell_progress(cfg: DictConfig, runs: list[dict], record: dict) -> dict:
         seconds = run_epoch_seconds(run.get("status_dict") or {}, metrics)
         if seconds is not None:
             times.append(seconds)
-    return {"cell": record["cell"], "task": record["task"], "status": record["status"],
-            "runs_trained": record["runs_trained"], "wall_s": record["wall_s"],
-            "epochs_trained": record["epochs_trained"], "epoch_seconds": times}
+    return {"cell": record.cell, "task": record.task, "status": record.status,
+            "runs_trained": record.runs_trained, "wall_s": record.wall_s,
+            "epochs_trained": record.epochs_trained, "epoch_seconds": times}
 
 
-def report_progress(cfg: DictConfig, runs: list[dict], record: dict) -> None:
+def report_progress(cfg: DictConfig, runs: list[dict], record: CellRecord) -> None:
     """The job's hook once its cell is recorded: its progress file, then the grid's line. Never raises."""
     if not cfg.grid.progress_dir or cfg.grid.cell is None:
         return
@@ -81,7 +82,7 @@ def report_progress(cfg: DictConfig, runs: list[dict], record: dict) -> None:
         records.write_json_atomic(directory / f"{int(cfg.grid.cell)}.json", cell_progress(cfg, runs, record))
         print(progress_line(directory), flush=True)
     except Exception as exc:  # noqa: BLE001 — the cell's own record is written: its result stands
-        print(f"[grid] {record['cell']}: progress not written to {directory} ({exc})", file=sys.stderr, flush=True)
+        print(f"[grid] {record.cell}: progress not written to {directory} ({exc})", file=sys.stderr, flush=True)
 
 
 def read_progress(directory: Path) -> tuple[dict, dict[int, dict]]:

@@ -21,35 +21,25 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from results import records
 from results.errors import UserError
+from results.layout import Layout
+from suites import TASK_SCHEMAS
+from suites.base import fabricated_at
+
+from .data import suite_needs
+from .plan import plan_cell, studies, study_epochs
+from .settings import RehearsalSettings
 
 INFO_FILE = "rehearsal.json"  # what the report needs to predict full-size epoch times
 
 
-@dataclass
-class RehearsalSettings:
-    """grid.rehearsal: the caps of `rehearsal=true` (grid-only: never in a run's config as such)."""
-
-    data_root: Optional[str] = None  # null: <results_dir>/rehearsal/data (suites.data fake's default)
-    epochs: int = 2  # every budget capped at this (2: a staged task's two stages, a resume between epochs)
-    batches: int = 2  # training batches an epoch
-    batch_size: int = 4  # the training batch capped at this
-    trials: int = 2  # tuning trials a study
-
-    def problems(self) -> list[str]:
-        return [f"grid.rehearsal.{key} must be >= 1, got {getattr(self, key)}"
-                for key in ("epochs", "batches", "batch_size", "trials") if getattr(self, key) < 1]
-
-
 def data_root(settings: RehearsalSettings, results_dir: str) -> Path:
-    return Path(settings.data_root or Path(results_dir) / "rehearsal" / "data").expanduser().resolve()
+    return Path(settings.data_root or Layout.at(results_dir).rehearsal_data()).expanduser().resolve()
 
 
 def rehearse(cfg: DictConfig, settings: RehearsalSettings, root: Path) -> DictConfig:
@@ -92,10 +82,6 @@ def rehearse_cells(cells: list[DictConfig], suite: str) -> tuple[list[DictConfig
 
 def check_fabricated(cells: list[DictConfig], suite: str, root: Path) -> None:
     """Every need of every rehearsed task is fabricated data: present, and marked as such."""
-    from suites.base import fabricated_at
-
-    from .data import suite_needs
-
     absent = [need for need in suite_needs(cells) if not (need.path.exists() and fabricated_at(need.path))]
     if absent:
         raise UserError(f"no fabricated {absent[0].item} at {absent[0].path}: write the rehearsal's data with "
@@ -106,8 +92,6 @@ def planned_epochs(cells: list[DictConfig]) -> dict[str, float]:
     """Per task, the epochs `plan=true` prices for these (declared, full-size) cells: their searches and
     seeds, plus each pending study's trials (pruned where the suite prunes), as runners/grid/plan.py
     walks them — so the report can price the plan at the epoch times the rehearsal predicts."""
-    from .plan import plan_cell, studies, study_epochs
-
     out: dict[str, float] = {}
     for cfg in cells:
         out[str(cfg.task.name)] = out.get(str(cfg.task.name), 0.0) + plan_cell(cfg)["cost"]
@@ -122,8 +106,6 @@ def write_info(cells: list[DictConfig], rehearsal_suite: str) -> Path:
     per task what the report needs to scale a rehearsal's measured step to a full epoch — the full and
     the rehearsed batch size, the published epoch's items, the precision, and the epoch time the plan
     assumes (grid.epoch_seconds)."""
-    from suites import TASK_SCHEMAS
-
     settings: RehearsalSettings = OmegaConf.to_object(cells[0].grid.rehearsal)
     tasks, epochs = {}, planned_epochs(cells)
     for cfg in cells:
@@ -137,6 +119,6 @@ def write_info(cells: list[DictConfig], rehearsal_suite: str) -> Path:
             "data_root": str(data_root(settings, cells[0].results_dir)),
             "caps": {k: getattr(settings, k) for k in ("epochs", "batches", "batch_size", "trials")},
             "tasks": tasks}
-    path = Path(cells[0].results_dir) / "grids" / rehearsal_suite / INFO_FILE
+    path = Layout.at(cells[0].results_dir).grid(rehearsal_suite) / INFO_FILE
     records.write_text_atomic(path, json.dumps(info, indent=1, sort_keys=True))
     return path

@@ -2,18 +2,20 @@
 the grid prints, and the failures that set its exit status."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from results.cell import CellRecord
+from results.records import CorruptRecord
+
 from .cells import cell_name, cell_path
 
 
-def read_cell(path: Path, since: float) -> dict | None:
+def read_cell(path: Path, since: float) -> CellRecord | None:
     """The cell's record, when written by this launch (at or after `since`); None otherwise."""
     if path.exists() and path.stat().st_mtime >= since:
-        return json.loads(path.read_text())
+        return CellRecord.read(path)
     return None
 
 
@@ -22,16 +24,20 @@ def summarise(cells: list[DictConfig], since: float = float("-inf")) -> tuple[li
     lines, failures, probes, trained = [], [], 0, 0
     by_cell: dict[tuple, list] = {}
     for cfg in cells:
-        record = read_cell(cell_path(cfg), since)
+        try:
+            record = read_cell(cell_path(cfg), since)
+        except CorruptRecord as exc:
+            failures.append(f"  {cell_name(cfg)}: {exc}")
+            continue
         if record is None:
             failures.append(f"  {cell_name(cfg)}: no cell record (the job did not finish)")
             continue
-        probes += len(record["probes"])
-        trained += record["runs_trained"]
-        if record["error"]:
-            failures.append(f"  {record['cell']}: {record['error']}")
-        value = "fail" if record["error"] else (
-            f">{record['max_epochs']}" if record["censored"] else str(record["epochs_to_target"]))
+        probes += len(record.probes)
+        trained += record.runs_trained
+        if record.error:
+            failures.append(f"  {record.cell}: {record.error}")
+        value = "fail" if record.error else (
+            f">{record.max_epochs}" if record.censored else str(record.epochs_to_target))
         key = (cfg.task.name, cfg.get("recipe") or "", cfg.optimizer.name, cfg.schedule.name)
         by_cell.setdefault(key, []).append(value)
     for (task, recipe, optimizer, schedule), values in by_cell.items():

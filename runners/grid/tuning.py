@@ -45,11 +45,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from results import records
 from results.errors import UserError
+from results.layout import Layout
 from results.targets import Target
-from results.tuning import recorded_score, trial_suite, vouched_runs
+from results.tuning import intermediate_value, recorded_score, trial_suite, vouched_runs
 
-from .config import configured_lr, configured_wd, resolved_config, run_path
-from .grid.cells import is_budget_free, run_config, trial_seed
+from ..run import execute
+from ..spec import configured_lr, configured_wd, resolve_run
+from .cells import is_budget_free, run_config, trial_seed
 
 TrialState = optuna.trial.TrialState
 WAIT_S = 2.0  # between looks at a study whose last trials other workers are running
@@ -61,7 +63,7 @@ def study_name(cfg: DictConfig) -> str:
 
 
 def tuning_dir(cfg: DictConfig) -> Path:
-    return Path(cfg.results_dir) / "tuning"
+    return Layout.at(cfg.results_dir).tuning()
 
 
 def storage_file(cfg: DictConfig) -> Path | None:
@@ -102,7 +104,7 @@ def open_study(cfg: DictConfig) -> optuna.Study:
                                                      reduction_factor=int(settings.reduction_factor))
               if prunes(cfg) else optuna.pruners.NopPruner())
     # The first workers of a suite would race to create the storage's tables: one at a time.
-    lock = tuning_dir(cfg) / "locks" / f"{cfg.suite}.storage.lock"
+    lock = Layout.at(cfg.results_dir).tuning_locks() / f"{cfg.suite}.storage.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(lock):
         return optuna.create_study(study_name=study_name(cfg), storage=storage(cfg), sampler=sampler,
@@ -117,8 +119,8 @@ def search_space(cfg: DictConfig) -> dict:
     lr0 = configured_lr(cfg)
     if lr0 is None:
         raise UserError(f"tuning {study_name(cfg)} needs a sourced LR: add task.lr[{cfg.optimizer.name}]")
-    wd0, factors = configured_wd(cfg)[0], cfg.task.search
-    space = {"lr": FloatDistribution(lr0[0] / factors.lr_factor, lr0[0] * factors.lr_factor, log=True)}
+    wd0, factors = configured_wd(cfg).value, cfg.task.search
+    space = {"lr": FloatDistribution(lr0.value / factors.lr_factor, lr0.value * factors.lr_factor, log=True)}
     if wd0 > 0:
         space["weight_decay"] = FloatDistribution(wd0 / factors.wd_factor, wd0 * factors.wd_factor, log=True)
     return space
@@ -150,7 +152,7 @@ def trial_config(cfg: DictConfig, params: dict, number: int) -> DictConfig:
 def trial_run_ids(cfg: DictConfig):
     """params -> the id of the run a trial at them makes, as run_path names it (the trial's number is
     output-only). The config is resolved once: trials differ only in their LR and WD."""
-    base = resolved_config(trial_config(cfg, {"lr": 0.0}, 0))
+    base = resolve_run(trial_config(cfg, {"lr": 1.0}, 0)).config
 
     def run_id(params: dict) -> str:
         chosen = {"lr": float(params["lr"]), "weight_decay": float(params.get("weight_decay", 0.0))}
@@ -164,7 +166,7 @@ class TrialHold:
 
     def __init__(self, cfg: DictConfig, number: int):
         safe = study_name(cfg).replace("/", "__")
-        path = tuning_dir(cfg) / "locks" / cfg.suite / f"{safe}__{number}.lock"
+        path = Layout.at(cfg.results_dir).tuning_locks() / cfg.suite / f"{safe}__{number}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = filelock.FileLock(path)
 
@@ -200,22 +202,18 @@ def vouched(cfg: DictConfig, trials: list) -> tuple[dict, list[dict]]:
 
 
 def run_trial(cfg: DictConfig, study: optuna.Study, trial: optuna.Trial) -> None:
-    from .run import execute  # torch loads only when a trial really trains
-
-    run_cfg = trial_config(cfg, trial.params, trial.number)
-    trial.set_user_attr("run_id", run_path(run_cfg).name)
-    target = Target.from_mapping(run_cfg.task.target)
+    spec = resolve_run(trial_config(cfg, trial.params, trial.number))
+    trial.set_user_attr("run_id", spec.run_id)
+    target = spec.run.task.target
 
     def report(row: dict) -> bool:  # the pruner's view: the validation metric, lower better
-        from results.tuning import intermediate_value
-
         value = intermediate_value(row, target)
         if value is not None:
             trial.report(value, int(row["epoch"]))
         return trial.should_prune()
 
     try:
-        status = execute(run_cfg, after_epoch=report if prunes(cfg) else None)
+        status = execute(spec, after_epoch=report if prunes(cfg) else None)
     except BaseException:
         study.tell(trial, state=TrialState.FAIL)
         study.enqueue_trial(trial.params)  # a rerun retries this point, resuming its run
@@ -230,7 +228,7 @@ def tune(cfg: DictConfig) -> dict:
     """Run (or join, or read) the cell group's study until grid.tuning.trials runs vouch for it;
     returns the outcome (also written to grids/<suite>/tuning/)."""
     study, space, wanted = open_study(cfg), search_space(cfg), int(cfg.grid.tuning.trials)
-    lock_path = tuning_dir(cfg) / "locks" / cfg.suite / f"{study_name(cfg).replace('/', '__')}.lock"
+    lock_path = Layout.at(cfg.results_dir).tuning_locks() / cfg.suite / f"{study_name(cfg).replace('/', '__')}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(lock_path)  # counting the trials and asking for one: one worker at a time
     while True:
@@ -300,8 +298,8 @@ def read_outcome(cfg: DictConfig) -> dict | None:
 
 
 def outcome_path(cfg: DictConfig) -> Path:
-    return (Path(cfg.results_dir) / "grids" / cfg.suite / "tuning"
-            / f"{cfg.task.name}__{cfg.optimizer.name}__{cfg.schedule.name}.json")
+    name = f"{cfg.task.name}__{cfg.optimizer.name}__{cfg.schedule.name}.json"
+    return Layout.at(cfg.results_dir).tuning_outcomes(cfg.suite) / name
 
 
 def tuned(cfg: DictConfig, outcome: dict) -> DictConfig:

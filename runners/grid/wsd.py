@@ -26,13 +26,15 @@ import sys
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from results import records
+from results.layout import TRUNKS_SUFFIX
 
-from ..config import resolved_config, run_path
+from ..run import execute
 from ..run_lock import RunLock
 from ..schedules import cooldown_start
+from ..spec import RunSpec, resolve_run
 from .cells import run_config, searches_budget
 
-TRUNK_SUITE = "{suite}-trunks"
+TRUNK_SUITE = "{suite}" + TRUNKS_SUFFIX
 
 
 def branches(cfg: DictConfig) -> bool:
@@ -69,8 +71,8 @@ class Trunk:
     """The cell's stable run, extended only as far as the probes need; remembers what it trained."""
 
     def __init__(self, cell: DictConfig):
-        self.cfg = trunk_config(cell)
-        self.path = run_path(self.cfg)
+        self.spec = resolve_run(trunk_config(cell))
+        self.path = self.spec.path
         self.cell = cell
         self.epochs_trained = 0
 
@@ -82,22 +84,19 @@ class Trunk:
         """Train the trunk through `epoch` (resuming it); False when it cannot get there (diverged)."""
         if self.can_branch(epoch):
             return True
-        from ..run import execute  # torch loads only when a job really trains
-
         before = trunk_rows(self.path)
-        run = OmegaConf.merge(self.cfg, {"halt_after": epoch})
         try:
-            execute(run)
+            execute(self.spec.with_output(halt_after=epoch))
         finally:
             self.epochs_trained += max(0, trunk_rows(self.path) - before)
         return self.can_branch(epoch)
 
-    def seed(self, branch: DictConfig, budget: int) -> bool:
+    def seed(self, branch: RunSpec, budget: int) -> bool:
         """Seed the branch run of `budget` from the trunk, if its directory holds no run yet (no
         status.json: a run writes one before any epoch). False: it runs as it is (from scratch, or
         resumed: a branch killed during its cooldown resumes like any run)."""
         epoch = branch_epoch(self.cell, budget)
-        path = run_path(branch)
+        path = branch.path
         if epoch < 1 or (path / records.STATUS_FILE).exists() or not self.extend(epoch):
             return False
         with RunLock(path):
@@ -108,7 +107,7 @@ class Trunk:
                 source = records.epoch_checkpoint_path(self.path, epoch)
                 # Status last: a kill before it leaves no status, so the next attempt seeds again.
                 records.write_text_atomic(path / records.CONFIG_FILE,
-                                          OmegaConf.to_yaml(OmegaConf.create(resolved_config(branch))))
+                                          OmegaConf.to_yaml(OmegaConf.create(dict(branch.config))))
                 records.write_text_atomic(path / records.METRICS_FILE,
                                           "".join(records.jsonl_line(r) for r in rows))
                 with source.open("rb") as src:
@@ -117,7 +116,7 @@ class Trunk:
             started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             records.write_json_atomic(path / records.STATUS_FILE, {
                 "status": "running", "run_id": path.name, "epochs_done": epoch, "started": started,
-                "branched_from": {"run_id": self.path.name, "suite": self.cfg.suite, "epoch": epoch},
+                "branched_from": {"run_id": self.path.name, "suite": self.spec.run.suite, "epoch": epoch},
                 "message": f"branched from trunk {self.path.name} at epoch {epoch}"})
         return True
 
@@ -128,12 +127,12 @@ class Trunk:
         shutil.rmtree(self.path / records.EPOCH_CHECKPOINTS_DIR, ignore_errors=True)
 
     def record(self) -> dict:
-        return {"run_id": self.path.name, "suite": self.cfg.suite, "epochs_done": trunk_rows(self.path),
+        return {"run_id": self.path.name, "suite": self.spec.run.suite, "epochs_done": trunk_rows(self.path),
                 "epochs_trained": self.epochs_trained}
 
 
 def planned_trunk(cell: DictConfig, needed: int) -> dict:
     """The plan's trunk: epochs it has, the most a planned branch needs, and the epochs left to train."""
-    path = run_path(trunk_config(cell))
+    path = resolve_run(trunk_config(cell)).path
     done = trunk_rows(path)
     return {"run_id": path.name, "epochs_done": done, "needed": needed, "cost": max(0, needed - done)}

@@ -23,7 +23,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from results.errors import UserError
+from results.layout import Layout
 
+from .. import TASK_SCHEMAS
 from ..base import DATA_ENV, DataNeed, TaskConf, data_root
 from ..vision.paths import RESULTS_ENV
 from . import fake, fetch, print_failures, survey
@@ -46,8 +48,6 @@ def suite_tasks(suite: str) -> list[str]:
 def typed_task(name: str) -> TaskConf | None:
     """conf/task/<name>.yaml typed by its schema (as Hydra composes it); None for a task that reads
     nothing from disk."""
-    from suites import TASK_SCHEMAS
-
     path = CONF_DIR / "task" / f"{name}.yaml"
     if name not in TASK_SCHEMAS or not path.is_file():
         raise UserError(f"unknown task {name!r}; known: {', '.join(sorted(TASK_SCHEMAS))}")
@@ -92,7 +92,7 @@ def parse(argv: list[str]) -> tuple[str, list[str], str, str | None]:
 
 
 def run_fake(tasks: list[str], what: str, given: str | None) -> int:
-    root = Path(given or Path(os.environ.get(RESULTS_ENV) or "results") / "rehearsal" / "data")
+    root = Path(given or Layout.at(os.environ.get(RESULTS_ENV) or "results").rehearsal_data())
     root = root.expanduser().resolve()
     needs = [need for task in tasks for need in fabricated_needs(task.strip(), root)]
     real = [data_root(None).resolve(), *(Path(n.path).resolve() for t in tasks for n in task_needs(t.strip()))]

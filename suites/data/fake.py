@@ -24,6 +24,7 @@ import numpy as np
 from results.errors import UserError
 
 from ..base import FABRICATED_MARKER, DataNeed
+from ..text.data import corpus_counts, read_wikitext_dir
 from . import item_for, item_lock, unique
 from .disk import BUILD, build_beside, check_writable, current_umask, remove_leftovers
 
@@ -233,8 +234,6 @@ def wikitext2(out: Path) -> None:
         splits[split] = wiki_lines([str(w) for w in rng.choice(stream, WIKI_HELD_OUT[split])], rng)
     for split, lines in splits.items():
         (out / f"wiki.{split}.tokens").write_text("".join(f"{line}\n" for line in lines), "utf-8")
-    from suites.text.data import corpus_counts, read_wikitext_dir
-
     vocabulary = corpus_counts(read_wikitext_dir(out))["vocabulary"]
     if vocabulary != WIKI_VOCABULARY:
         raise RuntimeError(f"fabricated WikiText-2 vocabulary {vocabulary}, not {WIKI_VOCABULARY}")

@@ -12,6 +12,11 @@ import re
 import shutil
 from pathlib import Path
 
+from results.errors import DatasetMissing
+
+from ..text.data import SPLITS, corpus_counts, read_wikitext_dir
+from ..vision.cars import detect, split_labels
+from ..vision.resnet_head import weights_enum
 from .disk import build_beside, place_dir
 from .download import DataError, Expected, check_free_space, fetch_file
 from .hub import file_url, list_files, token_header
@@ -82,8 +87,6 @@ class WikiText2:
                 f"al. 2016) into {dest}")
 
     def problem(self, dest: Path, verify: bool) -> str | None:
-        from suites.text.data import SPLITS, corpus_counts, read_wikitext_dir
-
         absent = [f"wiki.{s}.tokens" for s in SPLITS if not (dest / f"wiki.{s}.tokens").is_file()]
         if absent:
             return "missing" if len(absent) == len(SPLITS) else f"incomplete: no {', '.join(absent)}"
@@ -131,9 +134,6 @@ class StanfordCars:
 
     def check(self, root: Path, verify: bool) -> str | None:
         """As the task looks: any layout under root/stanford_cars or root (suites/vision/cars.py)."""
-        from results.errors import DatasetMissing
-        from suites.vision.cars import detect, split_labels
-
         try:
             layout, directory = detect(root)
         except DatasetMissing:
@@ -168,8 +168,6 @@ class TorchvisionWeights:
         self.title = f"{arch} {weights} weights"
 
     def url(self) -> str:
-        from suites.vision.resnet_head import weights_enum
-
         return weights_enum(self.arch, self.weights).url
 
     def manual(self, dest: Path) -> str:

@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from results.layout import Layout
+
 RESULTS_ENV = "ONECYCLE_RESULTS"  # the run records' root (as runners/config.py's results_dir)
 
 
@@ -15,7 +17,7 @@ def cache_root(configured: str | None) -> Path:
     """`task.cache_dir` when set, else <$ONECYCLE_RESULTS or results>/cache."""
     if configured:
         return Path(configured).expanduser()
-    return Path(os.environ.get(RESULTS_ENV) or "results") / "cache"
+    return Layout.at(os.environ.get(RESULTS_ENV) or "results").cache()
 
 
 def config_hash(spec: dict) -> str:
