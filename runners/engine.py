@@ -193,10 +193,11 @@ def fit(task, run: RunConf, lr: float, schedule_cfg: dict, files, after_epoch=No
         profile: Profile | None = None) -> Outcome:
     """Train `task` as `run` says to the end of its budget (or its target, when allowed), recording every
     epoch. `lr` and `schedule_cfg` are the run's resolved ones (runners/spec.py RunSpec.lr, else the LR
-    range test's; RunSpec.schedule). `after_epoch(row)` is told each recorded row — on resume, the recorded ones first —
-    and returning True ends the run as "pruned" (a tuning trial's pruner: runners/grid/tuning.py). `profile`
-    is given this process's timings (runners/profile.py). `run.limit_batches` caps every epoch's batches,
-    BatchNorm refreshes' too (a rehearsal), and then one step's FLOPs are counted in each stage."""
+    range test's; RunSpec.schedule). `after_epoch(row)` is told each recorded row — on resume, the
+    recorded ones first — and returning True ends the run as "pruned" (a tuning trial's pruner:
+    runners/grid/tuning.py). `profile` is given this process's timings (runners/profile.py).
+    `run.limit_batches` caps every epoch's batches, BatchNorm refreshes' too (a rehearsal), and then one
+    step's FLOPs are counted in each stage."""
     device = select_device(run.device)
     profile = profile or Profile(device)
     seed_everything(run.seed, run.deterministic)

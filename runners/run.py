@@ -6,6 +6,7 @@ import platform
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -14,6 +15,7 @@ from omegaconf import OmegaConf
 
 from results import records
 from results.errors import UserError
+from results.status import RunStatus
 from results.targets import Target, epochs_to_target
 from results.tuning import trial_score
 from suites.base import fabricated_at
@@ -98,16 +100,16 @@ def execute(spec: RunSpec, after_epoch=None) -> dict:
             files = RunFiles(path)
             # force=true, or records left without their status (RunFiles.is_orphaned): trained afresh, the
             # old files moved aside (never deleted) once the run's own checks have passed (train_run).
-            replace = bool(run.force and path.exists()) or files.is_orphaned()
-            previous = None if replace else files.read_state()
+            afresh = bool(run.force and path.exists()) or files.is_orphaned()
+            previous = None if afresh else files.read_state()
             if previous and previous["status"] in records.FINAL_STATUSES:
                 print(f"run {path.name} already {previous['status']}; not training again (force=true "
                       f"reruns it)", file=sys.stderr)
                 return previous
-            return train_run(spec, files, previous, after_epoch, replace)
+            return train_run(spec, files, previous, after_epoch, afresh)
 
 
-def prepare(spec: RunSpec, files: RunFiles, replace: bool):
+def prepare(spec: RunSpec, files: RunFiles, afresh: bool):
     """The run's task, device and LR (with its origin), once what only the built task can tell is
     checked (its metrics, its model); then, for a run trained afresh, the old directory moved aside."""
     run = spec.run
@@ -125,7 +127,7 @@ def prepare(spec: RunSpec, files: RunFiles, replace: bool):
         raise UserError(problems[0])
     check_data_kind(run.suite, fabricated_needs(run))
     lr = spec.lr or find_lr(spec, task, device)  # after the checks: the LR range test trains
-    if replace:
+    if afresh:
         why = "force=true" if run.force else f"records without a {records.STATUS_FILE} (a damaged run)"
         print(f"{why}: moved the earlier run to {files.move_aside()}", file=sys.stderr)
     return task, device, lr
@@ -146,48 +148,49 @@ def check_data_kind(suite: str, fabricated: list[str]) -> None:
 
 
 def train_run(spec: RunSpec, files: RunFiles, previous: dict | None, after_epoch=None,
-              replace: bool = False) -> dict:
+              afresh: bool = False) -> dict:
     """Train (or resume) the run whose lock the caller holds, writing its config and status."""
-    task, device, lr = prepare(spec, files, replace)
+    task, device, lr = prepare(spec, files, afresh)
     run, schedule = spec.run, spec.schedule
     target = run.task.target
     files.path.mkdir(parents=True, exist_ok=True)
     files.keep_epoch_checkpoints = run.keep_epoch_checkpoints
-    records.write_text_atomic(files.path / records.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(dict(spec.config))))
+    config_yaml = OmegaConf.to_yaml(OmegaConf.create(dict(spec.config)))
+    records.write_text_atomic(files.path / records.CONFIG_FILE, config_yaml)
     if previous is not None:
         files.log_resume(previous)
-    status = {"run_id": files.path.name, "suite": run.suite, "task": run.task.name, "recipe": run.recipe,
-              "optimizer": run.optimizer.name, "schedule": schedule["name"],
-              "schedule_kind": schedule["kind"], "seed": run.seed, "epochs": run.epochs,
-              "max_epochs": run.task.epochs, "budget_free": BUDGET_FREE[schedule["kind"]],
-              "lr": lr.as_dict(), "weight_decay": run.optimizer.weight_decay,
-              "clip_grad": spec.clip_grad.as_dict(), "split": getattr(run.task, "split", "test"),
-              "trial": run.tuning_trial, "target": target.as_dict(),
-              "environment": environment(device), "fabricated_data": bool(fabricated_needs(run)),
-              "started": (previous or {}).get("started", now())}
-    if previous and "branched_from" in previous:  # a WSD branch seeded from its trunk (runners/grid/wsd.py)
-        status["branched_from"] = previous["branched_from"]
-    files.write_status({**status, "status": "running"})
+    header = RunStatus(
+        run_id=files.path.name, suite=run.suite, task=run.task.name, recipe=run.recipe,
+        optimizer=run.optimizer.name, schedule=schedule["name"], schedule_kind=schedule["kind"], seed=run.seed,
+        epochs=run.epochs, max_epochs=run.task.epochs, budget_free=BUDGET_FREE[schedule["kind"]],
+        lr=lr.as_dict(), weight_decay=run.optimizer.weight_decay, clip_grad=spec.clip_grad.as_dict(),
+        split=getattr(run.task, "split", "test"), trial=run.tuning_trial, target=target.as_dict(),
+        environment=environment(device), fabricated_data=bool(fabricated_needs(run)),
+        started=(previous or {}).get("started", now()),
+        branched_from=(previous or {}).get("branched_from"))  # a WSD branch seeded from its trunk
+    files.write_status(header.record())
     files.hold_ballast()
     profile = Profile(device)
-    measured = lambda: {"profile": {**profile.as_dict(files.checkpoint_path, getattr(run.task, "batch_size", None)),  # noqa: E731
-                                    "device_name": status["environment"]["device_name"]}}
+
+    def ended() -> dict:  # what the status adds once the run has ended, whichever way
+        measured = profile.as_dict(files.checkpoint_path, getattr(run.task, "batch_size", None))
+        return {"ended": now(), "epochs_done": len(files.rows), **summarise(files.rows, target),
+                "profile": {**measured, "device_name": header.environment["device_name"]}}
+
     try:
         outcome = fit(task, run, lr.value, dict(schedule), files, after_epoch, profile)
     except Exception as exc:
         oom = isinstance(exc, torch.OutOfMemoryError)
         error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        files.write_final_status({**status, "status": "failed", "ended": now(), "epochs_done": len(files.rows),
-                            "error": f"{'out of memory: ' if oom else ''}{error}",
-                            **summarise(files.rows, target), **measured()})
+        failed = replace(header, status="failed", error=f"{'out of memory: ' if oom else ''}{error}", **ended())
+        files.write_final_status(failed.record())
         raise
-    status = {**status, "status": outcome.status, "ended": now(), "message": outcome.message,
-              "epochs_done": len(files.rows), **summarise(files.rows, target), **measured()}
+    status = replace(header, status=outcome.status, message=outcome.message, **ended())
     if run.tuning_trial is not None:  # results/tuning.py: the one definition of a trial's score
-        status.update(study=f"{run.task.name}/{run.optimizer.name}/{schedule['name']}",
-                      score=trial_score(status, files.rows))
-    files.write_final_status(status)
+        status = replace(status, study=f"{run.task.name}/{run.optimizer.name}/{schedule['name']}",
+                         score=trial_score(status.record(), files.rows))
+    files.write_final_status(status.record())
     # The records say all; a grid of ResNet-50 checkpoints would fill disks. A halted run resumes from it.
     if not run.keep_checkpoint and outcome.status != "halted":
         files.checkpoint_path.unlink(missing_ok=True)
-    return status
+    return status.record()

@@ -92,8 +92,9 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
 
 def pretrain_spec(cfg: DictConfig) -> RunSpec | None:
     """The run a task's `pretrain` block names (suites/vision/digits_twins.py PretrainConf), in the
-    `pretrain` suite (runs apart from every suite's, shared by all), computing where and how this run does. Its task schema comes from the ConfigStore
-    (runners/config.py register_configs): a config read back from a grid's cell file has lost its types."""
+    `pretrain` suite (runs apart from every suite's, shared by all), computing where and how this run
+    does. Its task schema comes from the ConfigStore (runners/config.py register_configs): a config read
+    back from a grid's cell file has lost its types."""
     pre = cfg.task.get("pretrain")
     if not pre:
         return None

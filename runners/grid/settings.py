@@ -104,7 +104,7 @@ class GridSettings:
     # This launch's progress (runners/grid/progress.py): its plan and a file per ended cell.
     progress_dir: Optional[str] = None
     tuning: TuningSettings = field(default_factory=TuningSettings)
-    rehearsal: RehearsalSettings = field(default_factory=RehearsalSettings)  # rehearsal=true: runners/grid/rehearsal.py
+    rehearsal: RehearsalSettings = field(default_factory=RehearsalSettings)  # rehearsal=true
 
     def problems(self) -> list[str]:
         """Values the search or the plan cannot use (messages name the key, `grid.` included)."""

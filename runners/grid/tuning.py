@@ -228,7 +228,8 @@ def tune(cfg: DictConfig) -> dict:
     """Run (or join, or read) the cell group's study until grid.tuning.trials runs vouch for it;
     returns the outcome (also written to grids/<suite>/tuning/)."""
     study, space, wanted = open_study(cfg), search_space(cfg), int(cfg.grid.tuning.trials)
-    lock_path = Layout.at(cfg.results_dir).tuning_locks() / cfg.suite / f"{study_name(cfg).replace('/', '__')}.lock"
+    safe = study_name(cfg).replace("/", "__")
+    lock_path = Layout.at(cfg.results_dir).tuning_locks() / cfg.suite / f"{safe}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(lock_path)  # counting the trials and asking for one: one worker at a time
     while True:
