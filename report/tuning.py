@@ -6,7 +6,7 @@ ran tuned and which runs it made).
 The report never re-selects: the tuned values are the outcome files' and a trial's score is the `score`
 its status.json recorded (lower is better). A trial's test metrics are never read, so nothing the test
 set says can move what is shown. Records that cannot be trusted are listed, never counted: an outcome
-counts only while every trial run it names (`runs`, as runners/tuning.py writes it) is here and
+counts only while every trial run it names (`runs`, as runners/grid/tuning.py writes it) is here and
 readable, and a study with an outcome shows only the trials that outcome was chosen from (older ones,
 e.g. of an earlier protocol, are listed as superseded).
 """

@@ -55,7 +55,7 @@ def fastest_table(analysis: Analysis) -> Table:
 def _fmt_space(outcome: dict, name: str) -> str:
     bounds = (outcome.get("space") or {}).get(name)
     if not bounds or len(bounds) != 2:
-        # A sourced WD of 0 is not searched (runners/tuning.py search_space): say so, not "missing".
+        # A sourced WD of 0 is not searched (runners/grid/tuning.py search_space): say so, not "missing".
         return "not tuned (0)" if name == "weight_decay" and outcome.get(name) == 0 else "—"
     return f"[{float(bounds[0]):.3g}, {float(bounds[1]):.3g}]"
 
