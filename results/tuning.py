@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import asdict, dataclass, fields
 from typing import Callable, Mapping
 
 from . import records
@@ -93,3 +94,43 @@ def intermediate_value(row: Mapping, target: Target) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return -float(value) if target.mode == "max" else float(value)
+
+
+@dataclass(frozen=True)
+class TuningOutcome:
+    """A study's outcome (`grids/<suite>/tuning/<task>__<optimizer>__<schedule>.json`): written by the tuner
+    (runners/grid/tuning.py) from the runs that vouch for it, read back by the plan and the report."""
+
+    study: str  # task/optimizer/schedule
+    task: str
+    optimizer: str
+    schedule: str
+    lr: float  # the best trial's, which the cell's seeds then run at
+    weight_decay: float
+    best_trial: int
+    best_score: float
+    trials: int  # counted trials, pruned ones included
+    pruned: int
+    cost_epochs: int
+    runs: list  # the trial runs it rests on (their run ids)
+    space: dict  # parameter -> [low, high]
+    budget: int  # every trial's epochs
+    seed: int  # the trials' seed
+    split: str
+    storage: str
+    sampler: str
+    pruning: bool
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, data, where) -> TuningOutcome:
+        """The outcome in `data` (read from `where`); an older or damaged shape raises one CorruptRecord line."""
+        if not isinstance(data, dict):
+            raise records.CorruptRecord(f"{where}: not a tuning outcome (a JSON object)")
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise records.CorruptRecord(f"{where}: a tuning outcome without {', '.join(missing)} (an older "
+                                        f"version's: rerun the grid to tune again)")
+        return cls(**{f.name: data[f.name] for f in fields(cls)})

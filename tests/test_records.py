@@ -110,3 +110,16 @@ def test_a_record_that_is_not_text_is_corrupt_not_a_traceback(tmp_path, damage):
         metrics.write_bytes(b'{"epoch": 1, "x": "\xff\xfe"}\n')
     with pytest.raises(records.CorruptRecord, match="unreadable"):
         records.read_run(path)
+
+
+def test_a_tuning_outcome_round_trips_and_an_older_shape_fails_in_one_line():
+    from results.tuning import TuningOutcome
+
+    outcome = TuningOutcome(study="t/o/s", task="t", optimizer="o", schedule="s", lr=0.1, weight_decay=0.0,
+                            best_trial=2, best_score=0.5, trials=4, pruned=1, cost_epochs=30, runs=["a", "b"],
+                            space={"lr": [0.01, 1.0]}, budget=10, seed=1000, split="validation",
+                            storage="sqlite", sampler="QMC sobol scrambled seed 0", pruning=False)
+    assert TuningOutcome.from_mapping(outcome.record(), "x.json") == outcome
+    older = {k: v for k, v in outcome.record().items() if k not in ("runs", "seed")}
+    with pytest.raises(records.CorruptRecord, match=r"^x.json: a tuning outcome without runs, seed \(an older"):
+        TuningOutcome.from_mapping(older, "x.json")

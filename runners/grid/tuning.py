@@ -47,7 +47,7 @@ from results import records
 from results.errors import UserError
 from results.layout import Layout
 from results.targets import Target
-from results.tuning import intermediate_value, recorded_score, trial_suite, vouched_runs
+from results.tuning import TuningOutcome, intermediate_value, recorded_score, trial_suite, vouched_runs
 
 from ..run import execute
 from ..spec import configured_lr, configured_wd, resolve_run
@@ -256,7 +256,7 @@ def tune(cfg: DictConfig) -> dict:
             hold.lock.release()
 
 
-def outcome_of(cfg: DictConfig, study: optuna.Study, space: dict) -> dict:
+def outcome_of(cfg: DictConfig, study: optuna.Study, space: dict) -> TuningOutcome:
     """The cell group's tuning outcome from the runs that vouch for its study: the best trial's values
     (lowest recorded score, then lowest trial number), counts, cost in epochs and the runs it rests on."""
     counted = vouched(cfg, study.get_trials(deepcopy=False))[0]
@@ -265,20 +265,18 @@ def outcome_of(cfg: DictConfig, study: optuna.Study, space: dict) -> dict:
         raise UserError(f"tuning {study_name(cfg)}: no trial completed (all {len(counted)} pruned)")
     score, _, best = min(scored, key=lambda item: item[:2])
     settings = cfg.grid.tuning
-    return {"study": study_name(cfg), "task": cfg.task.name, "optimizer": cfg.optimizer.name,
-            "schedule": cfg.schedule.name, "lr": best.params["lr"],
-            "weight_decay": best.params.get("weight_decay", 0.0), "best_trial": best.number,
-            "best_score": score, "trials": len(counted),
-            "pruned": sum(s["status"] == "pruned" for _, s in counted.values()),
-            "cost_epochs": sum(int(s.get("epochs_done") or 0) for _, s in counted.values()),
-            "runs": list(counted), "space": {k: [d.low, d.high] for k, d in space.items()},
-            "budget": trial_budget(cfg), "seed": trial_seed(settings), "split": "validation",
-            "storage": str(settings.storage or "sqlite"),
-            "sampler": f"QMC sobol scrambled seed {settings.seed}", "pruning": prunes(cfg)}
+    return TuningOutcome(
+        study=study_name(cfg), task=cfg.task.name, optimizer=cfg.optimizer.name, schedule=cfg.schedule.name,
+        lr=best.params["lr"], weight_decay=best.params.get("weight_decay", 0.0), best_trial=best.number,
+        best_score=score, trials=len(counted), pruned=sum(s["status"] == "pruned" for _, s in counted.values()),
+        cost_epochs=sum(int(s.get("epochs_done") or 0) for _, s in counted.values()), runs=list(counted),
+        space={k: [d.low, d.high] for k, d in space.items()}, budget=trial_budget(cfg),
+        seed=trial_seed(settings), split="validation", storage=str(settings.storage or "sqlite"),
+        sampler=f"QMC sobol scrambled seed {settings.seed}", pruning=prunes(cfg))
 
 
 def write_outcome(cfg: DictConfig, study: optuna.Study, space: dict) -> dict:
-    outcome = outcome_of(cfg, study, space)
+    outcome = outcome_of(cfg, study, space).record()
     records.write_json_atomic(outcome_path(cfg), outcome)
     return outcome
 
@@ -290,12 +288,13 @@ def read_outcome(cfg: DictConfig) -> dict | None:
     if not path.exists() or (stored is not None and not stored.exists()):
         return None
     try:
-        saved = json.loads(path.read_text())
+        saved = TuningOutcome.from_mapping(json.loads(path.read_text()), path)
         study = optuna.load_study(study_name=study_name(cfg), storage=storage(cfg))
         current = outcome_of(cfg, study, search_space(cfg))
-    except (OSError, ValueError, KeyError, UserError):  # unreadable, no such study, nothing completed
+    except (OSError, ValueError, KeyError, UserError, records.CorruptRecord):  # unreadable, older: to run
         return None
-    return saved if isinstance(saved, dict) and all(saved.get(k) == current[k] for k in VOUCHED) else None
+    vouched_for = all(getattr(saved, k) == getattr(current, k) for k in VOUCHED)
+    return saved.record() if vouched_for else None
 
 
 def outcome_path(cfg: DictConfig) -> Path:
