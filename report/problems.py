@@ -35,14 +35,19 @@ def read_plan(results_dir: str | os.PathLike, suite: str, problems: list[Problem
     path = Layout.at(results_dir).grid(suite) / PLAN_FILE
     if not path.exists():
         return None, is_rehearsal(suite)
+    return read_object(path, problems, "rehearsal plan "), True
+
+
+def read_object(path: Path, problems: list[Problem], what: str = "") -> dict | None:
+    """The JSON object in `path`; None, listed as a corrupt record, when it cannot be read as one."""
     try:
-        plan = json.loads(path.read_text())
-        if not isinstance(plan, dict):
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
-        problems.append(Problem(path, "corrupt", f"rehearsal plan unreadable: {exc}"))
-        return None, True
-    return plan, True
+        problems.append(Problem(path, "corrupt", f"{what}unreadable: {exc}"))
+        return None
+    return data
 
 
 def fabricated_problem(status: dict, path: Path, rehearsal: bool) -> Problem | None:

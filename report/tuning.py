@@ -12,7 +12,6 @@ e.g. of an earlier protocol, are listed as superseded).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from results.layout import Layout
 from results.records import CorruptRecord, iter_run_dirs, load_run
 from results.tuning import trial_suite
 
-from .problems import Problem, fabricated_problem
+from .problems import Problem, fabricated_problem, read_object
 
 TRIAL_STATES = ("completed", "diverged", "pruned")  # final; a pruned trial is shown as pruned, never scored
 TRIAL_KEYS = ("task", "optimizer", "schedule", "trial")
@@ -131,17 +130,8 @@ def load_trials(results_dir: str | os.PathLike, suite: str,
 
 
 def _json_files(folder: Path, problems: list[Problem]) -> list[tuple[Path, dict]]:
-    out = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
-            problems.append(Problem(path, "corrupt", f"unreadable: {exc}"))
-            continue
-        out.append((path, data))
-    return out
+    paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    return [(path, data) for path in paths if (data := read_object(path, problems)) is not None]
 
 
 def read_cells(folder: Path, problems: list[Problem]) -> list[CellRecord]:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 from hydra.utils import get_class
-from omegaconf import OmegaConf
 
 from results import records
 from results.errors import UserError
@@ -155,8 +154,7 @@ def train_run(spec: RunSpec, files: RunFiles, previous: dict | None, after_epoch
     target = run.task.target
     files.path.mkdir(parents=True, exist_ok=True)
     files.keep_epoch_checkpoints = run.keep_epoch_checkpoints
-    config_yaml = OmegaConf.to_yaml(OmegaConf.create(dict(spec.config)))
-    records.write_text_atomic(files.path / records.CONFIG_FILE, config_yaml)
+    records.write_text_atomic(files.path / records.CONFIG_FILE, spec.config_yaml())
     if previous is not None:
         files.log_resume(previous)
     header = RunStatus(

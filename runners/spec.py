@@ -52,6 +52,10 @@ class RunSpec:
     def run_id(self) -> str:
         return self.path.name
 
+    def config_yaml(self) -> str:
+        """config.yaml's text: the resolved config the run id hashes."""
+        return OmegaConf.to_yaml(OmegaConf.create(dict(self.config)))
+
     def with_output(self, **changes) -> RunSpec:
         """The same run, recorded or paced otherwise (records.OUTPUT_ONLY_KEYS that leave its directory
         where it is: `halt_after`, `progress`, ...): the run id and directory stay."""

@@ -11,16 +11,15 @@ from omegaconf import DictConfig
 from results import records
 
 from ..lr_find import cached_lr
-from ..spec import resolve_run
-from .cells import cell_name, is_budget_free, run_config
+from ..spec import RunSpec
+from .cells import cell_name, is_budget_free
 from .search import DryRunner, is_tuned, search_cell
 from .tuning import read_outcome, trial_budget, tuned
 from .wsd import branches, planned_trunk
 
 
-def planned_lr(run_cfg: DictConfig) -> tuple[float | None, str]:
+def planned_lr(spec: RunSpec) -> tuple[float | None, str]:
     """The LR a run would use, without running an LR range test (None: the test is still to run)."""
-    spec = resolve_run(run_cfg)
     if spec.lr:
         return spec.lr.value, spec.lr.origin
     lr = cached_lr(spec)
@@ -38,7 +37,7 @@ def plan_cell(cfg: DictConfig) -> dict:
             cfg = tuned(cfg, outcome)
     runner = DryRunner(cfg)
     search_cell(cfg, runner)
-    lr, origin = (None, "tuning (to run)") if pending else planned_lr(run_config(cfg))
+    lr, origin = (None, "tuning (to run)") if pending else planned_lr(runner.spec)  # its search resolved it
     probes = [{k: v for k, v in r.items() if k != "status_dict"} for r in runner.runs]
     # A WSD cell: its branches' cooldowns (the probes' cost) plus the stable trunk they start from.
     trunk = planned_trunk(cfg, runner.trunk_needed) if branches(cfg) else None

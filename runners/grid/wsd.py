@@ -23,7 +23,7 @@ import datetime as dt
 import shutil
 import sys
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from results import records
 from results.layout import TRUNKS_SUFFIX
@@ -106,8 +106,7 @@ class Trunk:
                 rows = records.read_metrics(self.path / records.METRICS_FILE)[:epoch]
                 source = records.epoch_checkpoint_path(self.path, epoch)
                 # Status last: a kill before it leaves no status, so the next attempt seeds again.
-                records.write_text_atomic(path / records.CONFIG_FILE,
-                                          OmegaConf.to_yaml(OmegaConf.create(dict(branch.config))))
+                records.write_text_atomic(path / records.CONFIG_FILE, branch.config_yaml())
                 records.write_text_atomic(path / records.METRICS_FILE,
                                           "".join(records.jsonl_line(r) for r in rows))
                 with source.open("rb") as src:
